@@ -1,0 +1,26 @@
+"""Shared fixtures: where the real datasets are, and how to react when they are not."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA_DIR = Path(os.environ.get("TODRL_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")).resolve()
+
+
+def require_data(*relative: str) -> Path:
+    """Path to a dataset under TODRL_DATA; skip when absent, fail under CI (which always has it)."""
+    path = DATA_DIR.joinpath(*relative)
+    if not path.exists():
+        message = f"dataset not found: {path} (set TODRL_DATA to the folder holding multiwoz21/, kvret/, sgd/)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return require_data()
