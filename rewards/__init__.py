@@ -1,0 +1,52 @@
+"""Token-level rewards for end-to-end task-oriented dialogue (seed 004, Eq. 2-4).
+
+Pure Python: importing this package pulls in neither torch nor transformers,
+so any trainer can use it.
+"""
+
+from rewards.core import INFORMING_ACTS, RewardConfig
+from rewards.gold import Gold
+from rewards.progress import RewardTracker
+from rewards.score import (
+    batch_token_rewards,
+    generation_reward,
+    sequence_rewards,
+    tod_reward,
+    token_pieces,
+    token_rewards,
+    understanding_reward,
+)
+from rewards.spans import (
+    Target,
+    build_target,
+    format_belief_state,
+    format_dialogue_act,
+    parse_belief_state,
+    parse_dialogue_act,
+    parse_target,
+    response_slots,
+)
+from rewards.trl import TODRewardFunction
+
+__all__ = [
+    "INFORMING_ACTS",
+    "Gold",
+    "RewardConfig",
+    "RewardTracker",
+    "TODRewardFunction",
+    "Target",
+    "batch_token_rewards",
+    "build_target",
+    "format_belief_state",
+    "format_dialogue_act",
+    "generation_reward",
+    "parse_belief_state",
+    "parse_dialogue_act",
+    "parse_target",
+    "response_slots",
+    "sequence_rewards",
+    "tod_reward",
+    "token_pieces",
+    "token_rewards",
+    "understanding_reward",
+]

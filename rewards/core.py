@@ -1,0 +1,141 @@
+"""The rewards of seed 004, Eq. 2-4, computed from counts of what a generation got right.
+
+With SVgt the gold (domain, slot, value) pairs of the turn's belief state, SV̂
+the closed pairs generated so far, Sgt the slots the user requested in the
+turn and Ŝ the slots generated so far (act slots of informing acts and
+``[value_x]`` placeholders)::
+
+    Ru   = |SVgt ∩ SV̂| ρu / |SVgt|,  ρu = exp(-α |SVgt \\ SV̂| / |SVgt|)        (2)
+    Rg   = |Sgt ∩ Ŝ| ρg / |Sgt|,      ρg = exp(-β |Sgt \\ Ŝ| / |Sgt|)           (3)
+    Rtod = (|SVgt ∩ SV̂| ρu + |Sgt ∩ Ŝ| ρg) / (|SVgt| + |Sgt|)                 (4)
+
+The penalty is kept as printed: it counts only what is missing, so extra
+predictions cost nothing. ``symmetric=True`` also counts predictions outside
+the gold set: ρ = exp(-α (|gold \\ pred| + |pred \\ gold|) / max(|gold|, 1)).
+
+An empty gold set makes the ratio 0/0. It is scored as the penalty alone,
+granted once the span that would hold the items is closed (``<eos_b>`` for
+Ru, ``<eos_r>`` for Rg) and 0 before: with nothing to find, the model is
+complete once it has committed to the span, and an empty or cut-off
+generation still scores 0. With the printed penalty that is 1; with the
+symmetric one exp(-α |SV̂|), so hallucinated state on a turn without state is
+penalized. When both gold sets are empty, Rtod is the mean of Ru and Rg.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+REWARDS = ("understanding", "generation", "tod")
+
+INFORMING_ACTS: frozenset[str] = frozenset({"inform", "recommend", "select", "offerbook", "offerbooked", "book"})
+"""Acts whose slots give the user a value, and so can satisfy a request."""
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Which reward, and its parameters (the paper does not report α and β)."""
+
+    reward: str = "tod"
+    """"understanding" (Eq. 2), "generation" (Eq. 3) or "tod" (Eq. 4)."""
+    alpha: float = 1.0
+    """Penalty sensitivity of the understanding reward."""
+    beta: float = 1.0
+    """Penalty sensitivity of the generation reward."""
+    symmetric: bool = False
+    """Also penalize predicted items that are not in the gold set."""
+    informing_acts: frozenset[str] = INFORMING_ACTS
+
+    def __post_init__(self) -> None:
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
+        for name in ("alpha", "beta"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        object.__setattr__(self, "informing_acts", frozenset(self.informing_acts))
+
+
+@dataclass
+class Tally:
+    """Counts behind the rewards; updated in O(1) as a generation grows."""
+
+    state_total: int = 0
+    """|SVgt|"""
+    state_hits: int = 0
+    """|SVgt ∩ SV̂|"""
+    state_extra: int = 0
+    """|SV̂ \\ SVgt|"""
+    state_closed: bool = False
+    """<eos_b> was generated."""
+    request_total: int = 0
+    """|Sgt|"""
+    request_hits: int = 0
+    """|Sgt ∩ Ŝ|"""
+    request_extra: int = 0
+    """|Ŝ \\ Sgt|"""
+    response_closed: bool = False
+    """<eos_r> was generated."""
+
+
+def matched_mass(hits: int, total: int, extra: int, weight: float, symmetric: bool) -> float:
+    """The numerator |gt ∩ pred| · ρ of Eq. 2-4.
+
+    >>> matched_mass(2, 4, 0, 1.0, False) == 2 * math.exp(-0.5)
+    True
+    """
+    wrong = total - hits + (extra if symmetric else 0)
+    return hits * math.exp(-weight * wrong / max(total, 1))
+
+
+def penalized_recall(hits: int, total: int, extra: int, weight: float, symmetric: bool, closed: bool) -> float:
+    """Eq. 2 / Eq. 3, with the empty-gold rule of the module docstring.
+
+    >>> penalized_recall(4, 4, 3, 1.0, False, closed=False)
+    1.0
+    >>> round(penalized_recall(1, 2, 0, 1.0, False, closed=False), 4)
+    0.3033
+    >>> penalized_recall(0, 0, 0, 1.0, False, closed=False), penalized_recall(0, 0, 2, 1.0, False, closed=True)
+    (0.0, 1.0)
+    >>> round(penalized_recall(0, 0, 2, 1.0, True, closed=True), 4)
+    0.1353
+    """
+    if total == 0:
+        if not closed:
+            return 0.0
+        return math.exp(-weight * extra) if symmetric else 1.0
+    return matched_mass(hits, total, extra, weight, symmetric) / total
+
+
+def understanding(tally: Tally, config: RewardConfig) -> float:
+    """Ru, Eq. 2."""
+    t = tally
+    return penalized_recall(t.state_hits, t.state_total, t.state_extra, config.alpha, config.symmetric, t.state_closed)
+
+
+def generation(tally: Tally, config: RewardConfig) -> float:
+    """Rg, Eq. 3."""
+    t = tally
+    return penalized_recall(
+        t.request_hits, t.request_total, t.request_extra, config.beta, config.symmetric, t.response_closed
+    )
+
+
+def tod(tally: Tally, config: RewardConfig) -> float:
+    """Rtod, Eq. 4: Ru and Rg weighted by the sizes of their gold sets.
+
+    >>> tally = Tally(state_total=3, state_hits=3, request_total=1, request_hits=0)
+    >>> tod(tally, RewardConfig())
+    0.75
+    """
+    t = tally
+    total = t.state_total + t.request_total
+    if total == 0:
+        return (understanding(t, config) + generation(t, config)) / 2
+    state = matched_mass(t.state_hits, t.state_total, t.state_extra, config.alpha, config.symmetric)
+    request = matched_mass(t.request_hits, t.request_total, t.request_extra, config.beta, config.symmetric)
+    return (state + request) / total
+
+
+REWARD_FUNCTIONS = {"understanding": understanding, "generation": generation, "tod": tod}

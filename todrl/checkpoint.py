@@ -1,0 +1,88 @@
+"""Checkpoints that survive interruption: written beside the target, then swapped in by rename.
+
+A reader sees either the old checkpoint or the new one, never a half-written
+directory; a crash between the two renames leaves `.NAME.old`, which
+`recover` puts back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+STATE_FILE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.pt"
+
+
+def recover(target: Path) -> None:
+    """Undo a swap interrupted between its two renames."""
+    old = target.parent / f".{target.name}.old"
+    if old.is_dir() and not target.exists():
+        os.replace(old, target)
+
+
+@contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield a scratch directory that replaces `target` only if the block completes."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    recover(target)
+    scratch = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    old = target.parent / f".{target.name}.old"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    try:
+        yield scratch
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(scratch, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def save_checkpoint(target: Path, model, tokenizer, state: dict[str, Any], training: dict[str, Any] | None = None) -> None:
+    """`save_pretrained` model and tokenizer plus the loop's state, atomically.
+
+    `state` is JSON (step, metrics, config); `training` holds tensors needed to
+    resume exactly (optimizer, scheduler, RNG), kept out of the model files so
+    that transformers and PEFT load the directory as an ordinary checkpoint.
+    """
+    with atomic_directory(target) as scratch:
+        model.save_pretrained(scratch)
+        tokenizer.save_pretrained(scratch)
+        (scratch / STATE_FILE).write_text(json.dumps(state, indent=2, default=str))
+        if training is not None:
+            torch.save(training, scratch / OPTIMIZER_FILE)
+
+
+def load_state(directory: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    directory = Path(directory)
+    recover(directory)
+    state_file = directory / STATE_FILE
+    if not state_file.is_file():
+        raise FileNotFoundError(f"{directory}: no {STATE_FILE}; not a todrl checkpoint to resume from")
+    state = json.loads(state_file.read_text())
+    training_file = directory / OPTIMIZER_FILE
+    training = torch.load(training_file, weights_only=False) if training_file.is_file() else None
+    return state, training

@@ -1,0 +1,56 @@
+"""Train/dev selection shared by SFT and RL: held-out slices and low-resource fractions, deterministic by seed."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+from todrl.data import load_dialogues
+from todrl.data.records import Dialogue
+
+
+def fraction(dialogues: list[Dialogue], share: float, seed: int) -> list[Dialogue]:
+    """A seeded random `share` of the dialogues (the low-resource runs' 1%/5%/10% subsets)."""
+    if not 0 < share <= 1:
+        raise ValueError(f"train fraction must be in (0, 1], got {share}")
+    if share == 1:
+        return dialogues
+    keep = max(1, math.ceil(share * len(dialogues)))
+    chosen = set(random.Random(seed).sample(range(len(dialogues)), keep))
+    return [d for i, d in enumerate(dialogues) if i in chosen]
+
+
+def train_dev(
+    dataset: str,
+    data_dir: str | Path | None,
+    train_split: str,
+    dev_split: str,
+    dev_dialogues: int = 0,
+    train_fraction: float = 1.0,
+    services: list[str] | None = None,
+    seed: int = 0,
+) -> tuple[list[Dialogue], list[Dialogue]]:
+    """Training and dev dialogues.
+
+    When both splits are the same (MultiWOZ offline trains on `val`), the last
+    `dev_dialogues` of a seeded shuffle are held out for selection, so the test
+    split is never used to pick checkpoints. Otherwise `dev_dialogues` > 0 caps
+    the dev split's size (a dev slice keeps evaluation cheap).
+    """
+    train = load_dialogues(dataset, data_dir, train_split, services)
+    if train_split == dev_split:
+        if dev_dialogues <= 0 or dev_dialogues >= len(train):
+            raise ValueError(
+                f"train and dev are both split {train_split!r}: set dev_dialogues to hold out between 1 and {len(train) - 1} dialogues"
+            )
+        order = list(range(len(train)))
+        random.Random(seed).shuffle(order)
+        held = set(order[-dev_dialogues:])
+        dev = [d for i, d in enumerate(train) if i in held]
+        train = [d for i, d in enumerate(train) if i not in held]
+    else:
+        dev = load_dialogues(dataset, data_dir, dev_split, services)
+        if dev_dialogues > 0:
+            dev = dev[:dev_dialogues]
+    return fraction(train, train_fraction, seed), dev

@@ -1,0 +1,76 @@
+"""The end-to-end text format (seed 004, Sec. 3.1): dialogue turns <-> model input and target strings.
+
+    source: "<prefix>: u_{t-1} : bs_{t-1} : da_{t-1} : sr_{t-1} : u_t"   (In-Car: no da)
+    target: "<sos_b> BS <eos_b> <sos_a> DA <eos_a> <sos_r> SR <eos_r>"    (In-Car: no DA span)
+
+The span grammar itself lives in `rewards.spans`, so that rewards can parse
+generated text without torch; this module only arranges records around it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from rewards.spans import EOS_B, SOS_B, SPAN_TOKENS, build_target, format_belief_state, format_dialogue_act, parse_target
+
+from todrl.data.records import BeliefState, Dialogue
+
+__all__ = ["Example", "build_examples", "clean_generation", "format_tokens", "parse_target", "uses_acts"]
+
+PREFIXES = {
+    "e2e": "translate dialogue to belief state, dialogue action, and system response",
+    "dst": "translate dialogue to belief state",
+}
+
+_MARKER = re.compile(r"<[a-z_]+>|\[[a-z0-9_ ]+\]")
+
+
+@dataclass
+class Example:
+    """One turn as a training or evaluation example; the gold fields feed the rewards."""
+
+    dialogue_id: str
+    turn: int
+    source: str
+    target: str
+    belief_state: BeliefState = field(default_factory=dict)
+    requested: dict[str, list[str]] = field(default_factory=dict)
+
+
+def uses_acts(dialogues: Sequence[Dialogue]) -> bool:
+    """Corpora without act annotations (In-Car) get the two-span target."""
+    return any(turn.dialogue_act for d in dialogues for turn in d.turns)
+
+
+def build_examples(dialogues: Sequence[Dialogue], task: str = "e2e", with_act: bool | None = None) -> list[Example]:
+    """One example per turn, conditioned on the previous turn's gold annotations (offline RL treats each turn as an episode)."""
+    if task not in PREFIXES:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(PREFIXES)}")
+    if with_act is None:
+        with_act = task == "e2e" and uses_acts(dialogues)
+    examples = []
+    for dialogue in dialogues:
+        previous: list[str] = ["", "", ""] + ([""] if with_act else [])
+        for index, turn in enumerate(dialogue.turns):
+            source = " : ".join([PREFIXES[task], *previous, turn.user])
+            if task == "dst":
+                target = " ".join(filter(None, [SOS_B, format_belief_state(turn.belief_state), EOS_B]))
+            else:
+                target = build_target(turn.belief_state, turn.dialogue_act, turn.system_delex, with_act=with_act)
+            examples.append(Example(dialogue.id, index, source, target, turn.belief_state, turn.requested_slots))
+            acts = [format_dialogue_act(turn.dialogue_act)] if with_act else []
+            previous = [turn.user, format_belief_state(turn.belief_state), *acts, turn.system_delex]
+    return examples
+
+
+def format_tokens(texts: Iterable[str]) -> list[str]:
+    """The span markers plus every bracketed marker ([domain], [act], [value_x]) seen in `texts`."""
+    found = {m for text in texts for m in _MARKER.findall(text) if " " not in m}
+    return list(SPAN_TOKENS) + sorted(found - set(SPAN_TOKENS))
+
+
+def clean_generation(text: str) -> str:
+    """Restore single spaces around markers, which tokenizers glue to their neighbours when decoding."""
+    return " ".join(_MARKER.sub(lambda m: f" {m.group(0)} ", text).split())

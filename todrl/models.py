@@ -1,0 +1,160 @@
+"""Policies: load any seq2seq or causal model by name or path, or build a tiny one offline.
+
+The format's markers (`<sos_b>`, `[restaurant]`, `[value_phone]`, ...) are added
+as *normal* tokens: special tokens would be deleted by
+`decode(skip_special_tokens=True)`, and the rewards and evaluators must see them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+    T5Config,
+    T5ForConditionalGeneration,
+)
+
+TINY_PRESETS = ("tiny", "tiny-llama", "small")
+"""Models built from config with a tokenizer trained on the training texts; no download."""
+
+_TOKENIZER_SPECIALS = ["<pad>", "</s>", "<unk>", "<s>"]
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+def is_seq2seq(model: PreTrainedModel) -> bool:
+    config = getattr(model, "config", None)
+    return bool(getattr(config, "is_encoder_decoder", False))
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 2000, protected: Iterable[str] = ()) -> PreTrainedTokenizerFast:
+    """A sentencepiece-style unigram tokenizer learned from `texts` (the T5 recipe, offline).
+
+    `protected` tokens are removed from the training texts because they are added
+    whole afterwards; learning pieces for them would only waste vocabulary.
+    """
+    protected = sorted(set(protected), key=len, reverse=True)
+
+    def cleaned() -> Iterable[str]:
+        for text in texts:
+            for token in protected:
+                text = text.replace(token, " ")
+            yield text
+
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=_TOKENIZER_SPECIALS, unk_token="<unk>", show_progress=False)
+    tokenizer.train_from_iterator(cleaned(), trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", bos_token="<s>", model_max_length=1024
+    )
+
+
+def _tiny_model(preset: str, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+    vocab = len(tokenizer)
+    ids = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
+    if preset in ("tiny", "small"):
+        width = {"tiny": dict(d_model=128, d_ff=256, num_layers=2, num_heads=4, d_kv=32),
+                 "small": dict(d_model=512, d_ff=1024, num_layers=6, num_heads=8, d_kv=64)}[preset]
+        config = T5Config(vocab_size=vocab, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                          decoder_start_token_id=tokenizer.pad_token_id, dropout_rate=0.1, **width, **ids)
+        return T5ForConditionalGeneration(config)
+    config = LlamaConfig(vocab_size=vocab, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=4, max_position_embeddings=1024, bos_token_id=tokenizer.bos_token_id, **ids)
+    return LlamaForCausalLM(config)
+
+
+def _as_added(tokens: Iterable[str]) -> list[AddedToken]:
+    """Markers absorb the spaces around them, saving a lone-space token per marker.
+
+    The price is that `decode` glues markers to their neighbours; `format.clean_generation` restores the spaces.
+    """
+    return [AddedToken(t, lstrip=True, rstrip=True, normalized=False, special=False) for t in tokens]
+
+
+def add_format_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tokens: Iterable[str]) -> int:
+    """Add the format's markers as normal tokens and grow the embeddings.
+
+    New rows start at the mean of the existing embeddings, which keeps a
+    pretrained model's first logits sane (random rows can dominate softmax).
+    """
+    missing = [t for t in dict.fromkeys(tokens) if t not in tokenizer.get_vocab()]
+    if not missing:
+        return 0
+    added = tokenizer.add_tokens(_as_added(missing), special_tokens=False)
+    old = model.get_input_embeddings().weight.shape[0]
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    with torch.no_grad():
+        for emb in {id(m): m for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None}.values():
+            emb.weight[old:] = emb.weight[:old].mean(dim=0, keepdim=True)
+    return added
+
+
+def build_tiny(preset: str, texts: Iterable[str], format_tokens: Iterable[str] = (), vocab_size: int = 2000, seed: int = 0):
+    """A randomly initialized model of a tiny preset and its tokenizer, both offline."""
+    if preset not in TINY_PRESETS:
+        raise ModelLoadError(f"unknown tiny preset {preset!r}; choose one of {', '.join(TINY_PRESETS)}")
+    format_tokens = list(format_tokens)
+    tokenizer = train_tokenizer(texts, vocab_size=vocab_size, protected=format_tokens)
+    tokenizer.add_tokens(_as_added(t for t in format_tokens if t not in tokenizer.get_vocab()), special_tokens=False)
+    torch.manual_seed(seed)
+    return _tiny_model(preset, tokenizer), tokenizer
+
+
+def _hub_hint(name: str, err: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"could not load model {name!r}: it is not a local directory and the model hub could not provide it "
+        f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no details'}). "
+        "Offline, pass a local path (a save_pretrained directory) or a tiny preset "
+        f"({', '.join(TINY_PRESETS)}); with hub access, check the model name."
+    )
+
+
+def load_policy(name_or_path: str | Path, format_tokens: Iterable[str] = (), **model_kwargs):
+    """Load a policy and its tokenizer from a hub name, a checkpoint, or a PEFT adapter directory.
+
+    An adapter directory is loaded onto the base model its `adapter_config.json`
+    names, so SFT checkpoints trained with adapters load as they were trained.
+    """
+    name = str(name_or_path)
+    path = Path(name)
+    try:
+        if (path / "adapter_config.json").is_file():
+            from peft import PeftModel
+
+            base_name = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+            base, _ = load_policy(base_name, **model_kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = PeftModel.from_pretrained(base, path)
+        else:
+            config = AutoConfig.from_pretrained(name)
+            auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+            model = auto.from_pretrained(name, **model_kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        if path.exists():
+            raise ModelLoadError(f"{path}: not a loadable model directory ({err})") from err
+        if isinstance(err, ValueError):
+            raise
+        raise _hub_hint(name, err) from err
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    add_format_tokens(model, tokenizer, format_tokens)
+    return model, tokenizer

@@ -1,0 +1,61 @@
+"""The critic: one linear layer on the policy's last hidden states.
+
+Sharing the policy's trunk keeps the value function at ``hidden_size + 1``
+parameters instead of a second full model.  It starts at zero output so the
+first advantages are plain discounted rewards rather than noise from a random
+head.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from todrl.rl.rollout import score
+
+
+class ValueHead(nn.Module):
+    """V(s_t) for every generated position, from the hidden state that predicts token t."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        if hidden_size <= 0:
+            raise ValueError(f"ValueHead: hidden_size must be > 0, got {hidden_size}")
+        self.summary = nn.Linear(hidden_size, 1)
+        nn.init.zeros_(self.summary.weight)
+        nn.init.zeros_(self.summary.bias)
+
+    def forward(self, hidden_states: Tensor) -> Tensor:
+        """``[batch, steps, hidden] -> [batch, steps]``, computed in float32 whatever the trunk's dtype."""
+        return self.summary(hidden_states.to(self.summary.weight.dtype)).squeeze(-1)
+
+
+def hidden_size_of(config: object) -> int:
+    """Width of the decoder's last hidden state (``d_model`` for T5, ``hidden_size`` for Llama-style)."""
+    for name in ("d_model", "hidden_size", "n_embd"):
+        size = getattr(config, name, None)
+        if isinstance(size, int):
+            return size
+    raise ValueError(f"cannot find the hidden size of {type(config).__name__}: none of d_model, hidden_size, n_embd")
+
+
+
+class ActorCritic(nn.Module):
+    """The policy and its critic as one module, so one optimizer and one DDP wrapper see every trainable weight.
+
+    By default the critic reads the policy's own hidden states; ``value_model``
+    (a separate network, RL4LMs style) decouples the critic at the cost of
+    another model.
+    """
+
+    def __init__(self, policy: nn.Module, value_head: ValueHead, value_model: nn.Module | None = None) -> None:
+        super().__init__()
+        self.policy = policy
+        self.value_head = value_head
+        self.value_model = value_model
+
+    def forward(self, query: Tensor, query_mask: Tensor, response: Tensor, response_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-token logits ``[batch, steps, vocab]`` and values ``[batch, steps]``."""
+        logits, hidden = score(self.policy, query, query_mask, response, response_mask)
+        if self.value_model is not None:
+            _, hidden = score(self.value_model, query, query_mask, response, response_mask)
+        return logits, self.value_head(hidden)

@@ -1,0 +1,57 @@
+"""The resource line printed at the end of every run (the cost columns of seed 000's tables)."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+
+def trainable_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = total = 0
+    for p in model.parameters():
+        total += p.numel()
+        if p.requires_grad:
+            trainable += p.numel()
+    return trainable, total
+
+
+def peak_memory_mb() -> float:
+    """Peak GPU memory allocated when on CUDA, else the process's peak resident set size."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.max_memory_allocated() / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+@dataclass
+class RunSummary:
+    wall_seconds: float
+    peak_memory_mb: float
+    memory_kind: str
+    trainable_params: int
+    total_params: int
+
+    def line(self) -> str:
+        share = 100.0 * self.trainable_params / max(self.total_params, 1)
+        return (
+            f"wall time {self.wall_seconds:.1f} s | peak memory {self.peak_memory_mb:.0f} MiB ({self.memory_kind}) | "
+            f"trainable parameters {self.trainable_params:,} of {self.total_params:,} ({share:.2f}%)"
+        )
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def summary(self, model: torch.nn.Module) -> RunSummary:
+        trainable, total = trainable_parameters(model)
+        kind = "GPU allocated" if torch.cuda.is_available() and torch.cuda.is_initialized() else "CPU peak RSS"
+        return RunSummary(time.perf_counter() - self.start, peak_memory_mb(), kind, trainable, total)
