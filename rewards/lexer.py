@@ -26,6 +26,7 @@ _UNIT = re.compile(
     r"|(?P<lone>[\[<])"
 )
 _OPEN_BRACKET = re.compile(r"\[[^\s\[\]]*")
+_ENDS_A_WORD = re.compile(r"[\s\[<]")
 
 Sink = Callable[[str, str], None]
 """Receives (kind, text) for each finished unit."""
@@ -47,7 +48,11 @@ class Lexer:
         self._pending = ""
 
     def feed(self, piece: str) -> None:
-        text = self._pending + piece if self._pending else piece
+        pending = self._pending
+        if not pending.startswith(("[", "<")) and not _ENDS_A_WORD.search(piece):
+            self._pending = pending + piece  # the word being written goes on: nothing is final yet
+            return
+        text = pending + piece
         pos, end = 0, len(text)
         while pos < end:
             match = _UNIT.match(text, pos)

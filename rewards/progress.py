@@ -30,11 +30,14 @@ class RewardTracker(SpanParser):
         self.tally = Tally(state_total=len(gold.pairs), request_total=len(gold.requested))
         self._predicted: dict[tuple[str, str], str] = {}
         self._slots: set[str] = set()
-        self._reward = REWARD_FUNCTIONS[self.config.reward]
+        self._formula = REWARD_FUNCTIONS[self.config.reward]
+        self._reward: float | None = None  # None once the tally has changed
 
     @property
     def reward(self) -> float:
-        return self._reward(self.tally, self.config)
+        if self._reward is None:
+            self._reward = self._formula(self.tally, self.config)
+        return self._reward
 
     def step(self, piece: str) -> float:
         self.feed(piece)
@@ -48,6 +51,7 @@ class RewardTracker(SpanParser):
             return
         gold = self.gold.pairs.get(key)
         tally = self.tally
+        self._reward = None
         if previous is not None:
             if previous == gold:
                 tally.state_hits -= 1
@@ -71,12 +75,14 @@ class RewardTracker(SpanParser):
         if slot in self._slots:
             return
         self._slots.add(slot)
+        self._reward = None
         if slot in self.gold.requested:
             self.tally.request_hits += 1
         else:
             self.tally.request_extra += 1
 
     def _on_span_end(self, span: str) -> None:
+        self._reward = None
         if span == "b":
             self.tally.state_closed = True
         elif span == "r":

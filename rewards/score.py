@@ -23,8 +23,8 @@ MODES = ("delta", "cumulative")
 Tokens = Sequence[str] | tuple[str, Sequence[int]]
 """Decoded token pieces, or (text, end offset of each token in text)."""
 
-GoldLike = Gold | Any
-"""A Gold, a Turn, or a mapping with "belief_state" and "requested_slots"."""
+GoldLike = Any
+"""A Gold, a Turn, or a mapping with "belief_state" and "requested_slots" (see Gold.from_turn)."""
 
 # Space markers of SentencePiece ("▁") and byte-level BPE ("Ġ", "Ċ", "ĉ").
 _SPACE_MARKERS = str.maketrans({"\u2581": " ", "\u0120": " ", "\u010a": "\n", "\u0109": "\t"})
@@ -35,7 +35,7 @@ def as_gold(gold: GoldLike) -> Gold:
     return gold if isinstance(gold, Gold) else Gold.from_turn(gold)
 
 
-def _score(text: str, gold: GoldLike, config: RewardConfig, slots: Slots | None) -> float:
+def _score(text: str, gold: GoldLike, config: RewardConfig, slots: Slots | SlotVocabulary | None) -> float:
     return RewardTracker(as_gold(gold), config, slots).step(text)
 
 
@@ -89,13 +89,13 @@ def tod_reward(
 def sequence_rewards(
     generations: Sequence[str],
     golds: Sequence[GoldLike],
-    config: RewardConfig | None = None,
     *,
     slots: Slots | SlotVocabulary | None = None,
+    **options: Any,
 ) -> list[float]:
-    """One reward per generation (Rtod unless `config` says otherwise)."""
+    """One reward per generation; `options` are RewardConfig fields (reward="tod", alpha, beta, ...)."""
     _same_length(generations, golds)
-    config = config or RewardConfig()
+    config = RewardConfig(**options)
     vocabulary = slots if isinstance(slots, SlotVocabulary) else SlotVocabulary(slots)
     return [_score(text, gold, config, vocabulary) for text, gold in zip(generations, golds)]
 
@@ -118,7 +118,7 @@ def token_pieces(tokens: Tokens) -> list[str]:
     for index, token in enumerate(tokens):
         if not isinstance(token, str):
             raise TypeError(f"token {index}: expected a string, got {type(token).__name__} {token!r}")
-        byte = _BYTE_PIECE.fullmatch(token)
+        byte = _BYTE_PIECE.fullmatch(token) if token.startswith("<0x") else None
         pieces.append(chr(int(byte.group(1), 16)) if byte else token.translate(_SPACE_MARKERS))
     return pieces
 
@@ -127,11 +127,15 @@ def token_rewards(
     tokens: Tokens,
     gold: GoldLike,
     mode: str = "delta",
-    config: RewardConfig | None = None,
     *,
+    reward: str = "tod",
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    symmetric: bool = False,
+    informing_acts: Iterable[str] = INFORMING_ACTS,
     slots: Slots | SlotVocabulary | None = None,
 ) -> list[float]:
-    """One reward per token, in one pass over the generation (Rtod unless `config` says otherwise).
+    """One reward per token, in one pass over the generation.
 
     "cumulative": the reward of the prefix ending at each token. "delta": its
     change at each token (potential-based shaping), which sums to the reward
@@ -143,6 +147,7 @@ def token_rewards(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    config = RewardConfig(reward, alpha, beta, symmetric, frozenset(informing_acts))
     tracker = RewardTracker(as_gold(gold), config, slots)
     cumulative = [tracker.step(piece) for piece in token_pieces(tokens)]
     if mode == "cumulative":
@@ -154,16 +159,16 @@ def batch_token_rewards(
     batch: Sequence[Tokens],
     golds: Sequence[GoldLike],
     mode: str = "delta",
-    config: RewardConfig | None = None,
     *,
     slots: Slots | SlotVocabulary | None = None,
+    **options: Any,
 ) -> list[list[float]]:
-    """token_rewards for each generation of a batch."""
+    """token_rewards for each generation of a batch; `options` as for token_rewards."""
     _same_length(batch, golds)
     vocabulary = slots if isinstance(slots, SlotVocabulary) else SlotVocabulary(slots)
-    return [token_rewards(tokens, gold, mode, config, slots=vocabulary) for tokens, gold in zip(batch, golds)]
+    return [token_rewards(tokens, gold, mode, slots=vocabulary, **options) for tokens, gold in zip(batch, golds)]
 
 
 def _same_length(generations: Sequence[Any], golds: Sequence[Any]) -> None:
     if len(generations) != len(golds):
-        raise ValueError(f"got {len(generations)} generations but {len(golds)} gold turns; need one gold per generation")
+        raise ValueError(f"got {len(generations)} generations but {len(golds)} gold turns; need one per generation")

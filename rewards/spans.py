@@ -9,8 +9,11 @@ Grammar (UBAR/MTTOD style, lower-cased, single spaces)::
 In-Car targets have no act span. The belief state has no delimiter between a
 value and the next slot, so reading it needs the slot names: a word that names
 a slot of the current domain starts a new pair, unless the current slot has no
-value yet (then it is the value's first word). Known domains use their own
-slots, so "[navigate] poi_type parking garage" is not cut at "parking".
+value yet (then it is the value's first word) or it names the slot being
+filled ("department emergency department", "room conference room 100"). Known
+domains use their own slots, so "[navigate] poi_type parking garage" is not
+cut at "parking". A value holding the name of another slot of its domain
+("agenda be on time") cannot be told apart from a new pair and is cut there.
 
 Reading never raises: a model's output may be cut anywhere or garbled, and
 whatever was well formed is kept. The same incremental reader serves whole
@@ -160,7 +163,7 @@ class SpanParser:
             self._domain = text[1:-1]
         elif self._domain is None:
             return
-        elif text in self.vocabulary(self._domain) and (self._slot is None or self._value):
+        elif text in self.vocabulary(self._domain) and (self._slot is None or (self._value and text != self._slot)):
             self._close_pair()
             self._slot = text
         elif self._slot is not None:
@@ -184,9 +187,13 @@ class SpanParser:
             self._on_act_slot(self._domain, self._act, text)
 
 
-def parse_target(text: str, slots: Slots | None = None) -> Target:
-    """Belief state, dialogue act and response of any string; never raises."""
-    parser = SpanParser(slots)
+def parse_target(text: str, slots: Slots | None = None, domains: Iterable[str] = DIALOGUE_DOMAINS) -> Target:
+    """Belief state, dialogue act and response of any string; never raises.
+
+    `slots` (domain -> slot names) reads belief states of other schemas;
+    `domains` names the brackets that open a domain in the act span.
+    """
+    parser = SpanParser(slots, domains)
     parser.feed(text)
     return parser.close()
 
@@ -196,9 +203,9 @@ def parse_belief_state(text: str, slots: Slots | None = None) -> BeliefState:
     return parse_target(text if SOS_B in text else f"{SOS_B} {text}", slots).belief_state
 
 
-def parse_dialogue_act(text: str) -> DialogueAct:
+def parse_dialogue_act(text: str, domains: Iterable[str] = DIALOGUE_DOMAINS) -> DialogueAct:
     """``[domain] [act] slot ...`` (markers optional) -> {domain: {act: [slots]}}."""
-    return parse_target(text if SOS_A in text else f"{SOS_A} {text}").dialogue_act
+    return parse_target(text if SOS_A in text else f"{SOS_A} {text}", domains=domains).dialogue_act
 
 
 def response_slots(text: str) -> set[str]:

@@ -45,16 +45,17 @@ class TODRewardFunction:
         self.requests_column = requests_column
         self.__name__ = f"{reward}_reward"
 
-    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (), **columns: Any) -> list[float]:
+    def __call__(
+        self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (), **columns: Any
+    ) -> list[float]:
+        states = self._column(columns, self.state_column, len(completions))
+        requests = self._column(columns, self.requests_column, len(completions))
         golds = [
-            Gold.from_turn(
-                {"belief_state": state, "requested_slots": requests}, where=f"{self.__name__}: dataset row {index}"
-            )
-            for index, (state, requests) in enumerate(zip(self._column(columns, self.state_column, len(completions)),
-                                                          self._column(columns, self.requests_column, len(completions))))
+            Gold.from_turn({"belief_state": state, "requested_slots": asked}, f"{self.__name__}: dataset row {index}")
+            for index, (state, asked) in enumerate(zip(states, requests))
         ]
         texts = [completion_text(completion, index) for index, completion in enumerate(completions)]
-        return sequence_rewards(texts, golds, self.config, slots=self.vocabulary)
+        return sequence_rewards(texts, golds, slots=self.vocabulary, **vars(self.config))
 
     def _column(self, columns: Mapping[str, Any], name: str, size: int) -> Sequence[Any]:
         if name not in columns:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +23,7 @@ from todrl.adapters import (
     trainable_parameters,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 GATED_TARGETS = ["q", "k", "v", "o", "wi_0", "wi_1", "wo"]
 
 
@@ -67,9 +71,9 @@ def adapted(adapter_type: str, total_steps: int = 40, seed: int = 0, **overrides
         ({"target_modules": []}, "non-empty list"),
         ({"target_modules": "q"}, "non-empty list"),
         ({"init_r": 4, "target_r": 8}, "target_r <= init_r"),
-        ({"tinit": 1.5}, "tinit as a fraction"),
-        ({"tfinal": -1}, "tfinal must be >= 0"),
-        ({"tinit": "10"}, "tinit must be an int"),
+        ({"tinit": 1.5}, "tinit must be a fraction of the steps in \\[0, 1\\) or a whole number of steps, got 1.5"),
+        ({"tfinal": -1}, "tfinal must be a fraction"),
+        ({"tinit": "10"}, "tinit must be a fraction"),
         ({"delta_t": 0}, "delta_t must be >= 1"),
         ({"beta1": 1.0}, "beta1 must be in"),
         ({"orth_reg_weight": -0.1}, "orth_reg_weight must be >= 0"),
@@ -84,6 +88,7 @@ def test_bad_config_is_rejected_with_its_field(overrides, message):
 
 def test_schedule_accepts_steps_or_fractions_and_needs_a_budget_phase():
     assert AdapterConfig(tinit=0.1, tfinal=5).schedule_steps(100) == (10, 5)
+    assert AdapterConfig(tinit=0, tfinal=12.0).schedule_steps(100) == (0, 12)
     with pytest.raises(ValueError, match=r"tinit \(6 steps\) \+ tfinal \(4 steps\) must be less than total_steps \(10\)"):
         adapted("adalora", total_steps=10, tinit=6, tfinal=4)
     with pytest.raises(ValueError, match="total_steps must be the number of optimizer steps"):
@@ -151,25 +156,65 @@ def test_rank_budget_reaches_target_r(adapter_type):
             assert int((module.lora_E["default"] != 0).sum()) == ranks[name], name
 
 
-def test_save_pretrained_keeps_the_final_rank_pattern(tmp_path):
+@pytest.fixture(scope="module")
+def sucg_checkpoint(tmp_path_factory) -> tuple[nn.Module, Path]:
+    """A SUCG model trained through its final allocation, and its save_pretrained folder."""
     model = adapted("sucg", total_steps=20, init_r=6, target_r=3, delta_t=4, tinit=2, tfinal=4)
-    batch = random_batch()
-    train(model, steps=20, batch=batch)
+    train(model, steps=20, batch=random_batch())
+    path = tmp_path_factory.mktemp("sucg")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PEFT mistakes modules pruned to rank 0 for unsharded ZeRO-3 tensors
-        model.save_pretrained(tmp_path)
-        loaded = PeftModel.from_pretrained(tiny_t5(), tmp_path)
+        model.save_pretrained(path)
+    return model, path
+
+
+def test_save_pretrained_keeps_the_final_rank_pattern(sucg_checkpoint):
+    model, path = sucg_checkpoint
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = PeftModel.from_pretrained(tiny_t5(), path)
     ranks = adapter_ranks(model)
-    assert adapter_ranks(loaded) == ranks
+    assert sum(ranks.values()) == 3 * len(ranks) and adapter_ranks(loaded) == ranks
     for name, module in loaded.base_model.model.named_modules():
         if name in ranks:
             assert module.lora_E["default"].shape[0] == ranks[name]
     model.eval()
     loaded.eval()
     # no labels: PEFT's AdaLoRA loaded for inference fails to add its regularizer to a loss
+    batch = random_batch()
     inputs = {"input_ids": batch["input_ids"], "decoder_input_ids": batch["labels"]}
     with torch.no_grad():
         assert torch.allclose(model(**inputs).logits, loaded(**inputs).logits, atol=1e-5)
+
+
+def _plot_ranks_script():
+    spec = importlib.util.spec_from_file_location("plot_ranks", ROOT / "scripts" / "plot_ranks.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("plot_ranks", module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_plot_ranks_draws_every_module_of_the_checkpoint(sucg_checkpoint, tmp_path):
+    script = _plot_ranks_script()
+    _, path = sucg_checkpoint
+    ranks = script.load_ranks(path)
+    assert ranks == adapter_ranks(sucg_checkpoint[0])
+    cells = {script.locate(p) for p in ranks}
+    assert len(cells) == 36
+    assert script.Cell("decoder", 1, "EncDecAttention.v") in cells
+    assert script.locate("model.layers.3.mlp.down_proj") == script.Cell("", 3, "mlp.down_proj")
+    out = tmp_path / "ranks.png"
+    script.main([str(path), "--out", str(out)])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_ranks_explains_a_checkpoint_without_rank_pattern(tmp_path):
+    adapted("lora").save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="has no rank_pattern.*peft_type here: LORA"):
+        _plot_ranks_script().load_ranks(tmp_path)
+    with pytest.raises(FileNotFoundError, match="adapter_config.json not found"):
+        _plot_ranks_script().load_ranks(tmp_path / "missing")
 
 
 @pytest.mark.parametrize("adapter_type", ["adalora", "sucg"])

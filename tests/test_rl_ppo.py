@@ -112,3 +112,11 @@ def test_masked_statistics_skip_padding():
     returns = torch.tensor([[1.0, 2.0, 3.0, 0.0]])
     assert explained_variance(returns, returns, mask).item() == pytest.approx(1.0)
     assert explained_variance(torch.full_like(returns, 2.0), returns, mask).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_masked_entropy_has_finite_gradients():
+    logits = torch.randn(1, 2, 5, requires_grad=True)
+    allowed = torch.tensor([[[True, False, True, False, False], [True, True, True, True, True]]])
+    entropy(logits, torch.ones(1, 2), allowed).backward()
+    assert torch.isfinite(logits.grad).all()
+    assert logits.grad[0, 0, 1].item() == 0.0

@@ -74,10 +74,11 @@ def test_allocator_feeds_sucg_sensitivity_into_adalora_emas():
     loss().backward()
     step_grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.requires_grad}
     values = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
-    after_optimizer_step(model, 1, loss)
-
     coalitions = sample_coalitions({"e": layer.lora_E["default"]}, 3, torch.Generator().manual_seed(7))
     by_hand = 0.5 * sum(hand_gradient(layer, x, target, c["e"]) for c in coalitions) / 3
+
+    after_optimizer_step(model, 1, loss)  # step 1 scores, then allocates 3 of the 4 ranks
+    assert (layer.lora_E["default"] == 0).sum() == 1
     allocator = model.base_model.rankallocator
     beta1, beta2 = allocator.beta1, allocator.beta2
     for name, value in values.items():
@@ -95,16 +96,16 @@ def test_allocator_feeds_sucg_sensitivity_into_adalora_emas():
 def test_expected_gradient_matches_finite_differences_on_tiny_t5():
     model = adapted("sucg", total_steps=10, lora_dropout=0.0).double()
     batch = random_batch(size=2)
-    with torch.no_grad():
+    with torch.no_grad():  # gradients well above the float32 softmax inside T5 attention
         for name, p in model.named_parameters():
-            if "lora_E" in name:
-                p.normal_()
+            if "lora_" in name:
+                p.normal_(std=0.5)
     lam = {n: p for n, p in model.named_parameters() if "lora_E" in n}
     coalitions = sample_coalitions(lam, 2, torch.Generator().manual_seed(3))
     got = expected_gradient(lambda: model(**batch).loss, lam, coalitions)
 
     probe = "base_model.model.decoder.block.1.layer.1.EncDecAttention.v.lora_E.default"
-    param, eps = lam[probe], 1e-6
+    param, eps = lam[probe], 1e-2
     for index in (0, 5):
         differences = []
         for coalition in coalitions:
@@ -119,7 +120,7 @@ def test_expected_gradient_matches_finite_differences_on_tiny_t5():
                 for n, p in lam.items():
                     p.copy_(original[n])
             differences.append((losses[0] - losses[1]) / (2 * eps))
-        assert got[probe][index, 0].item() == pytest.approx(0.5 * sum(differences) / 2, rel=1e-4, abs=1e-8)
+        assert got[probe][index, 0].item() == pytest.approx(0.5 * sum(differences) / 2, rel=2e-3)
 
 
 def test_coalitions_are_seeded_fair_coins():

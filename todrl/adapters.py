@@ -37,8 +37,8 @@ class AdapterConfig:
     """Which parameters train, and AdaLoRA's rank budget.
 
     `tinit` / `tfinal` (AdaLoRA's warm-up before pruning and fine-tuning after
-    it) are optimizer steps when given as an int and fractions of the total
-    steps when given as a float in [0, 1), so one preset fits runs of any length.
+    it) below 1 are fractions of the total optimizer steps, so one preset fits
+    runs of any length; whole numbers from 1 up are steps.
     """
 
     type: str = "lora"
@@ -53,8 +53,10 @@ class AdapterConfig:
     """AdaLoRA's initial rank of every adapted matrix."""
     target_r: int = 8
     """AdaLoRA's final average rank: the budget is target_r * number of adapted matrices."""
-    tinit: int | float = 0.1
-    tfinal: int | float = 0.2
+    tinit: float = 0.1
+    """Warm-up before the budget phase: steps, or a fraction of them when below 1."""
+    tfinal: float = 0.2
+    """Fine-tuning at the final ranks after the budget phase: steps, or a fraction of them when below 1."""
     delta_t: int = 10
     """Optimizer steps between two rank allocations."""
     beta1: float = 0.85
@@ -89,12 +91,11 @@ class AdapterConfig:
         )
         for name in ("tinit", "tfinal"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{name} must be an int (steps) or a float in [0, 1) (fraction), got {value!r}")
-            if isinstance(value, float):
-                _require(0.0 <= value < 1.0, f"{name} as a fraction of the total steps must be in [0, 1), got {value}")
-            else:
-                _require(value >= 0, f"{name} must be >= 0 steps, got {value}")
+            _require(
+                not isinstance(value, bool) and isinstance(value, (int, float)) and (value < 1 or value == int(value))
+                and value >= 0,
+                f"{name} must be a fraction of the steps in [0, 1) or a whole number of steps, got {value!r}",
+            )
         _require(self.delta_t >= 1, f"delta_t must be >= 1, got {self.delta_t}")
         _require(0.0 < self.beta1 < 1.0, f"beta1 must be in (0, 1), got {self.beta1}")
         _require(0.0 < self.beta2 < 1.0, f"beta2 must be in (0, 1), got {self.beta2}")
@@ -314,8 +315,8 @@ def _task_type(model: nn.Module) -> TaskType | None:
     return TaskType.SEQ_2_SEQ_LM if getattr(config, "is_encoder_decoder", False) else TaskType.CAUSAL_LM
 
 
-def _as_steps(value: int | float, total_steps: int) -> int:
-    return int(round(value * total_steps)) if isinstance(value, float) else value
+def _as_steps(value: float, total_steps: int) -> int:
+    return int(round(value * total_steps)) if value < 1 else int(value)
 
 
 def _require(condition: bool, message: str) -> None:

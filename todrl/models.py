@@ -43,7 +43,7 @@ def is_seq2seq(model: PreTrainedModel) -> bool:
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 2000, protected: Iterable[str] = ()) -> PreTrainedTokenizerFast:
-    """A sentencepiece-style unigram tokenizer learned from `texts` (the T5 recipe, offline).
+    """A sentencepiece-style (metaspace) BPE tokenizer learned from `texts`, offline.
 
     `protected` tokens are removed from the training texts because they are added
     whole afterwards; learning pieces for them would only waste vocabulary.
@@ -56,11 +56,11 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 2000, protected: Ite
                 text = text.replace(token, " ")
             yield text
 
-    tokenizer = Tokenizer(models.Unigram())
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=_TOKENIZER_SPECIALS, unk_token="<unk>", show_progress=False)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=_TOKENIZER_SPECIALS, show_progress=False)
     tokenizer.train_from_iterator(cleaned(), trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", bos_token="<s>", model_max_length=1024
@@ -73,7 +73,7 @@ def _tiny_model(preset: str, tokenizer: PreTrainedTokenizerBase) -> PreTrainedMo
     if preset in ("tiny", "small"):
         width = {"tiny": dict(d_model=128, d_ff=256, num_layers=2, num_heads=4, d_kv=32),
                  "small": dict(d_model=512, d_ff=1024, num_layers=6, num_heads=8, d_kv=64)}[preset]
-        config = T5Config(vocab_size=vocab, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+        config = T5Config(vocab_size=vocab, feed_forward_proj="gated-gelu", tie_word_embeddings=True,
                           decoder_start_token_id=tokenizer.pad_token_id, dropout_rate=0.1, **width, **ids)
         return T5ForConditionalGeneration(config)
     config = LlamaConfig(vocab_size=vocab, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,

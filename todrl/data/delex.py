@@ -3,7 +3,7 @@
 Annotated spans are exact, where value dictionaries (DAMD's way) guess: "cambridge"
 is a station, part of a venue name, or just the city.  Spans index the
 whitespace tokens of the raw text, so delexicalization runs before any
-re-tokenization.  A few hundred values were never annotated; those whose form
+re-tokenization.  Some values were never annotated; those whose form
 cannot be anything else (phone numbers, train ids, postcodes, booking
 references) are caught by pattern, so no target teaches the model a phone number.
 """
@@ -24,6 +24,11 @@ UNAMBIGUOUS_VALUES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?=[a-z]*\d)(?=\d*[a-z])[a-z0-9]{8}"), "reference"),
 )
 """Whole-token patterns -> slot, for values the annotators left unmarked."""
+
+_DIGIT = re.compile(r"\d")
+_EDGE_PUNCTUATION = re.compile(r"([^a-z0-9]*)(.*?)([^a-z0-9]*)")
+_ONE_ADDRESS = re.compile(r"\[value_address\](?: , \[value_address\])+")
+"""Annotators often split one address into parts ("unit g6 , cambridge leisure park , clifton road")."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,8 @@ def delexicalize(text: str, rows: Sequence[Sequence[object]]) -> str:
     """Replace every annotated value in ``text``, and unannotated unambiguous ones, by ``[value_<slot>]``.
 
     Overlapping spans ("the Gonville Hotel" as a name and "Hotel" as a type)
-    resolve to the longest; ties go to the one annotated first.
+    resolve to the longest; ties go to the one annotated first.  An address
+    annotated in comma-separated parts becomes one placeholder.
 
     >>> delexicalize("the phone is 01223 ok", [["Hotel-Inform", "Phone", "01223", 3, 3]])
     'the phone is [value_phone] ok'
@@ -93,9 +99,13 @@ def delexicalize(text: str, rows: Sequence[Sequence[object]]) -> str:
             words.append(starts[index].placeholder)
         elif not taken[index]:
             words.append(_unambiguous_placeholder(token) or token)
-    return " ".join(words)
+    return _ONE_ADDRESS.sub("[value_address]", " ".join(words))
 
 
 def _unambiguous_placeholder(token: str) -> str | None:
-    lowered = token.lower()
-    return next((f"[value_{slot}]" for pattern, slot in UNAMBIGUOUS_VALUES if pattern.fullmatch(lowered)), None)
+    """``token`` with its value replaced, punctuation stuck to it kept ("-01223353071" -> "-[value_phone]")."""
+    if not _DIGIT.search(token):  # every pattern needs one; most tokens are plain words
+        return None
+    before, core, after = _EDGE_PUNCTUATION.fullmatch(token.lower()).groups()
+    slot = next((slot for pattern, slot in UNAMBIGUOUS_VALUES if pattern.fullmatch(core)), None)
+    return None if slot is None else f"{before}[value_{slot}]{after}"

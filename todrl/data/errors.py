@@ -28,16 +28,9 @@ class DataError(ValueError):
         self.message = message
         self.dialogue_id = dialogue_id
         self.turn = turn
-        where = ", ".join(
-            part
-            for part in (
-                f"dialogue {dialogue_id}" if dialogue_id is not None else "",
-                f"turn {turn}" if turn is not None else "",
-            )
-            if part
-        )
-        prefix = f"{self.path}: {where}" if where else self.path
-        super().__init__(f"{prefix}: {message}")
+        where = [f"dialogue {dialogue_id}"] if dialogue_id is not None else []
+        where += [f"turn {turn}"] if turn is not None else []
+        super().__init__(": ".join([self.path, *([", ".join(where)] if where else []), message]))
 
     def __reduce__(self):  # keep pickling (multiprocessing data loaders) working with the extra fields
         return (type(self), (self.path, self.message, self.dialogue_id, self.turn))

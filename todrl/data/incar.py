@@ -14,27 +14,28 @@ Match and SuccF1 mean what they mean in those papers:
   the placeholders are what the assistant adds, which is what SuccF1 counts.
 - The requested slots of a turn are the assistant's ``requested`` flags, kept
   to the domain's requestable slots. The flags are noisy (annotators also flag
-  constraints the driver states, "the nearest parking garage"); no heuristic
-  tried on them agreed better overall with the placeholders of the replies.
+  constraints the driver states, "the nearest parking garage"), but dropping
+  the slots a turn also fills helps schedule and hurts navigate and weather:
+  overall it agrees no better with the placeholders of the replies.
 
 Turn structure: a driver utterance is paired with the assistant reply after it.
 Consecutive driver utterances are joined into one user turn, consecutive
 assistant utterances into one reply (their annotations merged); a final driver
 utterance with no reply is dropped, since there is nothing to learn from it.
-One training dialogue has no turns at all; it is kept (with no turns) so that
-split sizes match the corpus (2,425 / 302 / 304).
+Three training dialogues are left with no turns (one is empty, two hold a lone
+driver utterance); they are kept so that split sizes match the corpus
+(2,425 / 302 / 304).
 """
 
 from __future__ import annotations
 
-import json
 import re
-import zipfile
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from todrl.data.archive import open_zip, read_file_json, read_member_json
 from todrl.data.errors import DataError
 from todrl.data.normalize import normalize_text
 from todrl.data.records import Dialogue, Goal, Turn
@@ -83,10 +84,13 @@ _DELEX_SLOTS: dict[str, tuple[str, ...]] = {
     domain: slots + (("temperature",) if domain == "weather" else ())
     for domain, slots in INCAR_REQUESTABLE.items()
 }
-# Values written as numbers in the text rather than listed in the entity file.
+# Values written with numbers, more of them than the entity file lists (after
+# normalize_text, clock times read hh:mm).
 _PATTERNS: dict[str, str] = {
     "temperature": r"\d+(?:-\d+)? ?(?:f|fs)|\d+(?:-\d+)?(?:s| degrees?(?: fahrenheit)?)",
     "distance": r"\d+ miles?",
+    "time": r"\d\d:\d\d",
+    "date": r"(?:the )?\d{1,2}(?:st|nd|rd|th)",
 }
 _NO_VALUE = {"", "-"}
 """How the KB writes an empty cell (a calendar event without a room)."""
@@ -110,30 +114,20 @@ def load_incar(path: str | PathLike[str], split: str) -> list[Dialogue]:
 
 
 def _read_json(source: Path, name: str) -> tuple[str, Any]:
-    """Parse member ``name`` of the release, wherever it lies; returns (where, content)."""
+    """Parse file ``name`` of the release, wherever it lies; returns (where, content)."""
     if source.is_dir():
         if (source / name).is_file():
-            return _parse(str(source / name), (source / name).read_bytes())
+            return read_file_json(source / name)
         if not (source / ARCHIVE).is_file():
             raise DataError(source, f"neither {name} nor {ARCHIVE} is in this folder")
         source = source / ARCHIVE
     if not source.is_file():
         raise DataError(source, "no such file or folder")
-    try:
-        with zipfile.ZipFile(source) as archive:
-            members = [member for member in archive.namelist() if Path(member).name == name]
-            if not members:
-                raise DataError(source, f"the archive has no {name}")
-            return _parse(f"{source}/{members[0]}", archive.read(members[0]))
-    except zipfile.BadZipFile as error:
-        raise DataError(source, f"not a readable zip archive ({error})") from None
-
-
-def _parse(where: str, content: bytes) -> tuple[str, Any]:
-    try:
-        return where, json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(where, f"not valid JSON, truncated or corrupt? ({error})") from None
+    with open_zip(source) as archive:
+        members = [member for member in archive.namelist() if Path(member).name == name]
+        if not members:
+            raise DataError(source, f"the archive has no {name}")
+        return read_member_json(source, archive, members[0])
 
 
 def load_incar_entities(path: str | PathLike[str]) -> dict[str, set[str]]:
@@ -151,7 +145,9 @@ def load_incar_entities(path: str | PathLike[str]) -> dict[str, set[str]]:
             raise DataError(where, f"entity type {kind!r} should list its values")
         for value in values:
             if kind == "poi":
-                if not isinstance(value, dict) or not {"poi", "address", "type"} <= value.keys():
+                if not isinstance(value, dict) or not all(
+                    isinstance(value.get(key), str) for key in ("poi", "address", "type")
+                ):
                     raise DataError(where, f"a poi entry should have 'poi', 'address' and 'type', found {value!r}")
                 lexicon["poi"].add(normalize_text(value["poi"]))
                 lexicon["address"].add(normalize_text(value["address"]))
@@ -272,7 +268,7 @@ def _dialogue_values(
                 values[column].add(normalize_text(cell))
             elif column in _WEEKDAYS:  # weather rows: "monday": "stormy, low of 50F, high of 70F"
                 values["weather_attribute"].add(normalize_text(cell.split(",")[0]))
-    values["address"] |= {spelling for address in values["address"] if address for spelling in _street_spellings(address)}
+    values["address"] = {spelling for address in values["address"] for spelling in _street_spellings(address)}
     return values
 
 
@@ -286,7 +282,7 @@ def _street_spellings(address: str) -> set[str]:
     >>> sorted(_street_spellings("657 ames ave"))
     ['657 ames ave', '657 ames avenue']
     """
-    *street, kind = address.split()
+    *street, kind = address.split() or [""]
     return {address, " ".join([*street, _STREET_TYPES.get(kind, kind)])}
 
 

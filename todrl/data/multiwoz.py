@@ -11,17 +11,27 @@ Accepted inputs, all split by dialogue id:
 
 Dialogue ids are lower-case without ``.json`` ("SNG0073.json" -> "sng0073"), the
 form the standard evaluator's prediction files use.  Each `Turn` pairs a user
-utterance with the system reply; its belief state is the system entry's
-``metadata`` (the state after the user spoke), its act the system's
-``dialog_act`` with ``Booking-*`` acts attached to the domain being booked.
+utterance with the system reply:
+
+* ``belief_state``: the system entry's ``metadata`` (the state after the user
+  spoke), semi and book slots, ordered by first mention;
+* ``dialogue_act``: the system's ``dialog_act``; ``Booking-*`` acts go to the
+  domain being booked (newly booked, else named in this turn, else changed,
+  else the last restaurant/hotel/train) as offerbook / offerbooked / nobook;
+* ``requested_slots``: the user's ``*-Request`` acts;
+* ``active_domains``: domains of this turn's system and user acts, then those
+  whose state changed; empty for pure greetings and thanks;
+* ``booked_domains``: domains holding a booking so far (``booked`` lists).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -63,10 +73,13 @@ def dialogue_id(raw_id: str) -> str:
 
 def load_multiwoz(path: str | Path, split: str) -> list[Dialogue]:
     """Read one split ("train", "val" or "test") of MultiWOZ from an archive or folder (see module doc)."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown MultiWOZ split {split!r}; choose one of {', '.join(SPLITS)}")
     raw, source = _read_split(Path(path), split)
-    return [_parse_dialogue(source, dialogue_id, record) for dialogue_id, record in raw.items()]
+    return [_parse_dialogue(source, name, record) for name, record in raw.items()]
+
+
+def read_records(path: str | Path, split: str) -> dict[str, Any]:
+    """One split's raw dialogue records keyed by todrl id, for tools that rewrite the corpus."""
+    return _read_split(Path(path), split)[0]
 
 
 # -- locating and reading files ------------------------------------------------------------------
@@ -74,67 +87,66 @@ def load_multiwoz(path: str | Path, split: str) -> list[Dialogue]:
 
 def _read_split(path: Path, split: str) -> tuple[dict[str, Any], str]:
     """Raw dialogues of one split, keyed by normalized id, and the file they came from (for errors)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown MultiWOZ split {split!r}; choose one of {', '.join(SPLITS)}")
     if not path.exists():
         raise DataError(path, "no such file or folder")
-    if path.is_file():
-        return _read_official_zip(path, split)
-    for name in _DATA_FILES:
-        if (path / name).is_file():
-            lists = {s: _find_list_file(path, s) for s in SPLITS}
-            return _select_split(
-                _load_json((path / name).read_bytes(), str(path / name)),
-                str(path / name),
-                {s: (found.read_text(encoding="utf-8"), str(found)) for s, found in lists.items() if found},
-                split,
-            )
+    files = _files(path)
+    data_file = next((name for name in _DATA_FILES if name in files), None)
+    if data_file is not None:
+        source, read = files[data_file]
+        lists = {}
+        for s in SPLITS:
+            found = next((files[name] for name in _list_file_names(s) if name in files), None)
+            if found is not None:
+                lists[s] = (found[1]().decode("utf-8"), found[0])
+        return _select_split(_load_json(read(), source), source, lists, split)
     looked_for = [f"{split}.json.zip", f"{split}.json"]
     for name in looked_for:
-        if (path / name).is_file():
-            source = str(path / name)
-            data = _read_zipped_json(path / name) if name.endswith(".zip") else _load_json((path / name).read_bytes(), source)
+        if name in files:
+            source, read = files[name]
+            data = _read_zipped_json(read(), source) if name.endswith(".zip") else _load_json(read(), source)
             return _normalize_ids(data, source), source
     raise DataError(path, f"no {split} split here: looked for {', '.join(looked_for + list(_DATA_FILES))}")
 
 
-def _find_list_file(folder: Path, split: str) -> Path | None:
-    for suffix in _LIST_SUFFIXES:
-        candidate = folder / f"{_LIST_FILES[split]}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _read_official_zip(path: Path, split: str) -> tuple[dict[str, Any], str]:
-    archive = _open_zip(path)
-    members = {}
+def _files(path: Path) -> dict[str, tuple[str, Callable[[], bytes]]]:
+    """File name -> (where it is, how to read it), for a folder or an archive (at any depth inside)."""
+    if path.is_dir():
+        return {file.name: (str(file), file.read_bytes) for file in path.iterdir() if file.is_file()}
+    archive = _open_zip(path, path)
+    files: dict[str, tuple[str, Callable[[], bytes]]] = {}
     for name in archive.namelist():
         member = PurePosixPath(name)
-        if "__MACOSX" in member.parts or member.name.startswith("._") or name.endswith("/"):
-            continue
-        members.setdefault(member.name, name)
-    data_member = next((members[name] for name in _DATA_FILES if name in members), None)
-    if data_member is None:
-        raise DataError(path, f"archive holds neither {' nor '.join(_DATA_FILES)}")
-    lists = {}
-    for s in SPLITS:
-        found = next((members[_LIST_FILES[s] + suffix] for suffix in _LIST_SUFFIXES if _LIST_FILES[s] + suffix in members), None)
-        if found:
-            lists[s] = (archive.read(found).decode("utf-8"), f"{path}:{found}")
-    source = f"{path}:{data_member}"
-    return _select_split(_load_json(archive.read(data_member), source), source, lists, split)
+        if "__MACOSX" not in member.parts and not member.name.startswith("._") and not name.endswith("/"):
+            files.setdefault(member.name, (f"{path}:{name}", partial(_read_member, archive, name, path)))
+    return files
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, source: str | Path) -> bytes:
+    try:
+        return archive.read(name)
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise DataError(source, f"cannot read {name} ({error})") from error
+
+
+def _list_file_names(split: str) -> list[str]:
+    return [_LIST_FILES[split] + suffix for suffix in _LIST_SUFFIXES]
 
 
 def _select_split(data: Any, source: str, lists: dict[str, tuple[str, str]], split: str) -> tuple[dict[str, Any], str]:
     """Cut one split out of all dialogues by the official id lists (train: listed, else all the rest)."""
     dialogues = _normalize_ids(data, source)
     if split not in lists and split != "train":
-        raise DataError(source, f"no list file for the {split} split: looked for {_LIST_FILES[split]}{{.txt,.json,}} beside it")
+        looked_for = ", ".join(_list_file_names(split))
+        raise DataError(source, f"no list file for the {split} split: looked for {looked_for} beside it")
     if split in lists:
         text, list_source = lists[split]
         ids = [dialogue_id(line) for line in text.splitlines() if line.strip()]
         missing = [i for i in ids if i not in dialogues]
         if missing:
-            raise DataError(list_source, f"{len(missing)} listed dialogues are not in {source}, e.g. {', '.join(missing[:3])}")
+            examples = ", ".join(missing[:3])
+            raise DataError(list_source, f"{len(missing)} listed dialogues are not in {source}, e.g. {examples}")
         return {i: dialogues[i] for i in ids}, source
     held_out = {dialogue_id(line) for s in ("val", "test") if s in lists for line in lists[s][0].splitlines()}
     return {i: record for i, record in dialogues.items() if i not in held_out}, source
@@ -146,23 +158,20 @@ def _normalize_ids(data: Any, source: str) -> dict[str, Any]:
     return {dialogue_id(key): record for key, record in data.items()}
 
 
-def _open_zip(path: Path) -> zipfile.ZipFile:
+def _open_zip(file: Path | io.BytesIO, source: str | Path) -> zipfile.ZipFile:
     try:
-        return zipfile.ZipFile(path)
+        return zipfile.ZipFile(file)
     except (zipfile.BadZipFile, OSError) as error:
-        raise DataError(path, f"not a readable zip archive ({error})") from error
+        raise DataError(source, f"not a readable zip archive ({error})") from error
 
 
-def _read_zipped_json(path: Path) -> Any:
-    archive = _open_zip(path)
+def _read_zipped_json(content: bytes, source: str) -> Any:
+    """The one JSON file inside a per-split archive (``val.json.zip``)."""
+    archive = _open_zip(io.BytesIO(content), source)
     members = [name for name in archive.namelist() if name.endswith(".json") and "__MACOSX" not in name]
     if len(members) != 1:
-        raise DataError(path, f"expected exactly one .json file inside, found {len(members)}")
-    try:
-        content = archive.read(members[0])
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise DataError(path, f"cannot read {members[0]} ({error})") from error
-    return _load_json(content, f"{path}:{members[0]}")
+        raise DataError(source, f"expected exactly one .json file inside, found {len(members)}")
+    return _load_json(_read_member(archive, members[0], source), f"{source}:{members[0]}")
 
 
 def _load_json(content: bytes, source: str) -> Any:
@@ -343,7 +352,7 @@ def _read_acts(raw: Any, position: int) -> list[tuple[str, str, list[str]]]:
     acts = []
     for name, rows in raw.items():
         domain, _, act = name.lower().partition("-")
-        if domain not in _ACT_DOMAINS or act not in _ACT_NAMES and not (domain == "booking" and act in _BOOKING_ACTS):
+        if domain not in _ACT_DOMAINS or act not in (_BOOKING_ACTS if domain == "booking" else _ACT_NAMES):
             raise ValueError(f"log[{position}]: unknown dialogue act {name!r}")
         if not isinstance(rows, list) or any(not isinstance(row, (list, tuple)) or len(row) != 2 for row in rows):
             raise ValueError(f"log[{position}]: dialog_act[{name!r}] must be a list of [slot, value] pairs")

@@ -67,7 +67,7 @@ _GOAL_REQUEST_NAMES = {
     "duration": "time", "pricerange": "price", "price range": "price", "post": "postcode", "ref": "reference",
     "addr": "address",
 }  # fmt: skip
-_EMPTY_VALUES = {"", "not mentioned", "none", "not given"}
+_EMPTY_VALUES = {"", "not mentioned", "none"}
 _DONTCARE_VALUES = {"dontcare", "dont care", "don't care", "do n't care", "do not care", "does not matter", "any"}
 TIME_SLOTS = frozenset({"leave", "arrive", "time"})
 
@@ -112,7 +112,7 @@ def normalize_time(value: str) -> str | None:
         hours += 12
     elif suffix == "am" and hours == 12:
         hours = 0
-    if hours > 24 or minutes > 59:
+    if hours > 23 or minutes > 59:
         return None
     return f"{hours:02d}:{minutes:02d}"
 
@@ -138,11 +138,10 @@ def normalize_value(slot: str, value: str) -> str | None:
     return text
 
 
-_PUNCTUATION = re.compile(r'([?!;()"#&/])')
-_COMMA_OR_COLON = re.compile(r"(?<!\d)([,:])|([,:])(?!\d)")
-_PERIOD = re.compile(r"\.{2,}|(?<!\d)\.|\.(?!\d)")
-_NOT = re.compile(r"(\w)(n't)\b")
-_CLITIC = re.compile(r"(\w)('(?:s|m|d|ll|re|ve))\b")
+_PUNCTUATION = re.compile(r'\.{2,}|[?!;()"#&/]|(?<!\d)[,:.]|[,:.](?!\d)')
+"""Split off everywhere, except a comma, colon or period between digits ("2,828", "17:15", "13.20")."""
+_CLITIC = re.compile(r"(\w)(n't|'(?:s|m|d|ll|re|ve))\b")
+_DIGIT = re.compile(r"\d")
 _CLOCK_12H = re.compile(r"\b(\d{1,2})(?::(\d{2}))? ?([ap])(?:\. ?m\.|m\b)")
 _CLOCK_H_MM = re.compile(r"(?<![\d:])(\d):(\d{2})\b")
 
@@ -159,13 +158,9 @@ def _clock_24h(match: re.Match[str]) -> str:
 
 
 def _tokenize_words(text: str) -> str:
-    text = _CLOCK_12H.sub(_clock_24h, text)
-    text = _CLOCK_H_MM.sub(r"0\1:\2", text)
-    text = _PUNCTUATION.sub(r" \1 ", text)
-    text = _COMMA_OR_COLON.sub(lambda m: f" {m.group(1) or m.group(2)} ", text)
-    text = _PERIOD.sub(lambda m: f" {m.group(0)} ", text)
-    text = _NOT.sub(r"\1 \2", text)
-    return _CLITIC.sub(r"\1 \2", text)
+    if _DIGIT.search(text):
+        text = _CLOCK_H_MM.sub(r"0\1:\2", _CLOCK_12H.sub(_clock_24h, text))
+    return _CLITIC.sub(r"\1 \2", _PUNCTUATION.sub(r" \g<0> ", text))
 
 
 def normalize_text(text: str) -> str:

@@ -10,8 +10,9 @@
   per-frame evaluation.
 - Dialogue act: the SYSTEM frames' actions, ``{service: {act: [slots]}}``.
 - Delexicalized response: the SYSTEM frames' slot spans become
-  ``[value_<slot>]``. Categorical slots (seats, price range, yes/no) carry no
-  spans in SGD and stay words.
+  ``[value_<slot>]``. Categorical slots carry no spans in SGD: a value the
+  system's actions name is replaced where the text says it verbatim (seats,
+  price range, star rating, counts); yes/no answers stay words.
 - Requested slots: the user frames' ``state.requested_slots``.
 - Names: services and acts are lower-cased (``restaurants_2``, ``inform``),
   SGD's slot names are kept; text and values go through ``normalize_text``.
@@ -22,22 +23,24 @@ the same: only states, system actions and spans are used.
 
 from __future__ import annotations
 
-import json
 import re
-import zipfile
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from todrl.data.archive import open_zip, read_file_json, read_member_json
 from todrl.data.errors import DataError
 from todrl.data.normalize import normalize_text
 from todrl.data.records import Dialogue, Goal, Turn
 
 SPLITS = ("train", "dev", "test")
 _DIALOGUE_FILE = re.compile(r"(?:^|/)dialogues_\d+\.json$")
+
+_normalize_value = lru_cache(maxsize=1 << 16)(normalize_text)
+"""States repeat every value on every later turn: normalize each once."""
 
 GoldValues = dict[str, dict[str, list[str]]]
 """service -> slot -> every accepted value, normalized, the belief state's first."""
@@ -79,6 +82,11 @@ class SgdService:
     slots: dict[str, SgdSlot]
     intents: dict[str, SgdIntent]
 
+    @property
+    def informable(self) -> tuple[str, ...]:
+        """The slots a belief state of this service may hold, in schema order."""
+        return tuple(name for name, slot in self.slots.items() if slot.is_informable)
+
 
 @dataclass(frozen=True)
 class ServiceCount:
@@ -89,7 +97,7 @@ class ServiceCount:
 
 
 def load_sgd(path: str | PathLike[str], split: str, services: Iterable[str] | None = None) -> list[Dialogue]:
-    """Read one split ("train", "dev", "test"); ``services`` keeps dialogues whose services are all listed.
+    """Read one split ("train", "dev"/"val", "test"); ``services`` keeps dialogues whose services all are listed.
 
     ``path`` is the SGD folder (holding ``dev.zip`` or ``dev/dialogues_*.json``),
     a split's zip, or a folder of ``dialogues_*.json`` files.
@@ -125,15 +133,16 @@ def count_sgd_services(path: str | PathLike[str], split: str) -> dict[str, Servi
 def load_sgd_schema(path: str | PathLike[str], split: str) -> dict[str, SgdService]:
     """The split's ``schema.json``: lower-cased service name -> its slots and intents."""
     source = _split_source(path, split)
-    where, services = _parse(*_read_schema(source))
+    where, services = _read_schema(source)
     if not isinstance(services, list):
         raise DataError(where, "expected a list of services")
     return dict(_read_service(where, entry) for entry in services)
 
 
 def _split_source(path: str | PathLike[str], split: str) -> Path:
+    split = {"val": "dev", "validation": "dev"}.get(split, split)
     if split not in SPLITS:
-        raise ValueError(f"unknown SGD split {split!r}: expected one of {', '.join(SPLITS)}")
+        raise ValueError(f"unknown SGD split {split!r}: expected one of train, dev (val), test")
     root = Path(path)
     if root.is_file():
         return root
@@ -147,54 +156,33 @@ def _split_source(path: str | PathLike[str], split: str) -> Path:
     raise DataError(root, "no such file or folder")
 
 
-def _dialogue_files(source: Path) -> Iterator[tuple[str, Any]]:
-    """(where, parsed list of dialogues) per ``dialogues_NNN.json``, in file order."""
+def _dialogue_files(source: Path) -> Iterator[tuple[str, list[Any]]]:
+    """(where, list of dialogues) per ``dialogues_NNN.json``, in file order."""
     if source.is_dir():
         files = sorted(source.glob("dialogues_*.json"))
         if not files:
             raise DataError(source, "no dialogues_*.json files in this folder")
         for file in files:
-            yield _dialogue_list(*_parse(str(file), file.read_bytes()))
+            yield _dialogue_list(*read_file_json(file))
         return
-    with _open_zip(source) as archive:
+    with open_zip(source) as archive:
         members = sorted(name for name in archive.namelist() if _DIALOGUE_FILE.search(name))
         if not members:
             raise DataError(source, "the archive has no dialogues_*.json files")
         for member in members:
-            yield _dialogue_list(*_parse(f"{source}/{member}", _read_member(source, archive, member)))
+            yield _dialogue_list(*read_member_json(source, archive, member))
 
 
-def _read_schema(source: Path) -> tuple[str, bytes]:
+def _read_schema(source: Path) -> tuple[str, Any]:
     if source.is_dir():
         if not (source / "schema.json").is_file():
             raise DataError(source, "no schema.json in this folder")
-        return str(source / "schema.json"), (source / "schema.json").read_bytes()
-    with _open_zip(source) as archive:
+        return read_file_json(source / "schema.json")
+    with open_zip(source) as archive:
         members = [name for name in archive.namelist() if Path(name).name == "schema.json"]
         if not members:
             raise DataError(source, "the archive has no schema.json")
-        return f"{source}/{members[0]}", _read_member(source, archive, members[0])
-
-
-def _open_zip(source: Path) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(source)
-    except zipfile.BadZipFile as error:
-        raise DataError(source, f"not a readable zip archive ({error})") from None
-
-
-def _read_member(source: Path, archive: zipfile.ZipFile, member: str) -> bytes:
-    try:
-        return archive.read(member)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:  # truncated or damaged member
-        raise DataError(f"{source}/{member}", f"cannot be read from the archive ({error})") from None
-
-
-def _parse(where: str, content: bytes) -> tuple[str, Any]:
-    try:
-        return where, json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(where, f"not valid JSON, truncated or corrupt? ({error})") from None
+        return read_member_json(source, archive, members[0])
 
 
 def _dialogue_list(where: str, records: Any) -> tuple[str, list[Any]]:
@@ -301,8 +289,8 @@ class _TurnReader:
         values: dict[str, list[str]] = {}
         for slot, alternatives in slot_values.items():
             if not isinstance(alternatives, list) or not all(isinstance(value, str) for value in alternatives):
-                raise self.fail(position, f"state value of {slot!r} should be a list of strings, found {alternatives!r}")
-            normalized = list(dict.fromkeys(filter(None, map(normalize_text, alternatives))))
+                raise self.fail(position, f"the values of {slot!r} should be a list of strings: {alternatives!r}")
+            normalized = list(dict.fromkeys(filter(None, map(_normalize_value, alternatives))))
             if normalized:
                 values[slot] = normalized
         return values
@@ -316,23 +304,35 @@ class _TurnReader:
     def _actions(self, position: int, frame: dict[str, Any]) -> list[tuple[str, str]]:
         actions = frame.get("actions")
         if not isinstance(actions, list) or not all(
-            isinstance(action, dict) and isinstance(action.get("act"), str) and isinstance(action.get("slot", ""), str)
+            isinstance(action, dict)
+            and isinstance(action.get("act"), str)
+            and isinstance(action.get("slot", ""), str)
+            and isinstance(action.get("values", []), list)
             for action in actions
         ):
-            raise self.fail(position, f"the {frame['service']} frame's actions should be objects with 'act' and 'slot'")
+            raise self.fail(position, f"the {frame['service']} frame's actions need an 'act', a 'slot', 'values'")
         return [(action["act"].lower(), action.get("slot", "")) for action in actions]
 
     def _delexicalize(self, position: int, text: str, frames: list[tuple[str, dict[str, Any]]]) -> str:
-        """Spans become placeholders; of overlapping spans the one starting first (then the longest) wins."""
+        """Annotated spans become placeholders, then the span-less (categorical) values the actions name.
+
+        Of overlapping annotated spans the one starting first (then the longest) wins.
+        """
         spans = sorted(
-            self._span(position, service, span, len(text)) for service, frame in frames for span in frame.get("slots", [])
+            self._span(position, service, span, len(text))
+            for service, frame in frames
+            for span in frame.get("slots", [])
         )
+        kept: list[tuple[int, int, str]] = []
+        for start, negative_end, slot in spans:
+            if not kept or start >= kept[-1][1]:
+                kept.append((start, -negative_end, slot))
+        kept += _categorical_spans(text, frames, kept)
         pieces = []
         done = 0  # characters of text already copied or replaced
-        for start, negative_end, slot in spans:
-            if start >= done:
-                pieces += [text[done:start], f" [value_{slot}] "]
-                done = -negative_end
+        for start, end, slot in sorted(kept):
+            pieces += [text[done:start], f" [value_{slot}] "]
+            done = end
         pieces.append(text[done:])
         return "".join(pieces)
 
@@ -345,6 +345,38 @@ class _TurnReader:
         if not 0 <= start < end <= length:
             raise self.fail(position, f"span {start}..{end} of {slot!r} lies outside the {length}-character utterance")
         return start, -end, slot
+
+
+_UNSPOKEN_VALUES = {"true", "false", "dontcare"}
+"""Categorical values the text never says as such ("they have vegetarian options")."""
+
+
+def _categorical_spans(
+    text: str, frames: list[tuple[str, dict[str, Any]]], annotated: list[tuple[int, int, str]]
+) -> list[tuple[int, int, str]]:
+    """Where the system says a value of a slot SGD gives no span (seats, price range, star rating, counts).
+
+    The first word-bounded occurrence outside the annotated spans is taken.
+    """
+    lowered = text.lower()
+    taken = list(annotated)
+    found = []
+    for _, frame in frames:
+        spanned = {span["slot"] for span in frame.get("slots", [])}
+        for action in frame["actions"]:
+            slot = action.get("slot", "")
+            if not slot or slot in spanned:
+                continue
+            for value in action.get("values", []):
+                if not isinstance(value, str) or value.lower() in _UNSPOKEN_VALUES:
+                    continue
+                pattern = re.compile(r"(?<![\w'])" + re.escape(value.lower()) + r"(?![\w'])")
+                for match in pattern.finditer(lowered):
+                    if all(match.end() <= start or match.start() >= end for start, end, _ in taken):
+                        found.append((match.start(), match.end(), slot))
+                        taken.append(found[-1])
+                        break
+    return found
 
 
 def _read_service(where: str, entry: Any) -> tuple[str, SgdService]:

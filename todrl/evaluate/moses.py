@@ -50,6 +50,8 @@ _CLITIC = re.compile(rf"^'{_ALPHA}")
 
 def _is_right_attaching(token: str) -> bool:
     """Currency signs and opening brackets glue to the next token."""
+    if token[0].isalnum():
+        return False
     return all(char in "([{¿¡" or unicodedata.category(char) == "Sc" for char in token)
 
 

@@ -64,6 +64,7 @@ def _placeholder_class(match: re.Match[str]) -> str:
     return PLACEHOLDER_CLASS.get(match.group(1).lower(), "")
 
 
+@lru_cache(maxsize=200_000)
 def normalize_response(text: str) -> str:
     """A response as scored: lower-case, placeholders as classes, plural/adverb suffixes dropped, Moses round trip."""
     text = _PLACEHOLDER.sub(_placeholder_class, text.lower())
@@ -108,8 +109,9 @@ _NAME_FIXES: dict[str, dict[str, str]] = {
 }  # fmt: skip
 """Venue names written too far from the database entry for fuzzy matching, checked in this order."""
 
-_TYPE_FIXES = {"swimming pool": "swimmingpool", "mutliple sports": "multiple sports", "night club": "nightclub",
+_TYPE_FIXES = {"swimming pool": "swimmingpool", "multiple sports": "mutliple sports", "night club": "nightclub",
                "guest house": "guesthouse"}  # fmt: skip
+"""Attraction and hotel types as the official database spells them (its typo "mutliple" included)."""
 _FOOD_FIXES = {
     "eriterean": "mediterranean", "brazilian": "portuguese", "sea food": "seafood", "portugese": "portuguese",
     "modern american": "north american", "americas": "north american", "intalian": "italian",

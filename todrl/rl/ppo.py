@@ -91,11 +91,15 @@ def value_loss(values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor
 
 def entropy(logits: Tensor, mask: Tensor, action_mask: Tensor | None = None) -> Tensor:
     """Mean entropy of the per-token distributions, restricted to ``action_mask`` (NLPO) when given."""
+    logits = logits.float()
     if action_mask is not None:
         logits = logits.masked_fill(~action_mask, float("-inf"))
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    p_logp = torch.where(torch.isfinite(logp), logp.exp() * logp, torch.zeros_like(logp))
-    return masked_mean(-p_logp.sum(-1), mask)
+    logp = torch.log_softmax(logits, dim=-1)
+    probs = logp.exp()
+    if action_mask is not None:
+        # 0 * -inf is nan, and so would be its gradient: excluded tokens contribute exactly 0.
+        logp = logp.masked_fill(~action_mask, 0.0)
+    return masked_mean(-(probs * logp).sum(-1), mask)
 
 
 def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> Tensor:

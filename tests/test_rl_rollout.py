@@ -1,0 +1,125 @@
+"""Rollouts: step-by-step sampling agrees with teacher-forced scoring; rewards land on the right tokens."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from rewards import Gold, tod_reward
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+from todrl.models import build_tiny
+from todrl.rl.ppo import token_log_probs
+from todrl.rl.rollout import StepDecoder, sample, score, top_k_filter
+from todrl.rl.task_reward import response_pieces, task_rewards
+
+MARKERS = ["<sos_b>", "<eos_b>", "<sos_a>", "<eos_a>", "<sos_r>", "<eos_r>", "[hotel]", "[taxi]", "[inform]", "[value_phone]"]
+TARGET = "<sos_b> [hotel] area east stars 4 [taxi] leave 17:15 <eos_b> <sos_a> [hotel] [inform] phone <eos_a> <sos_r> the phone is [value_phone] . <eos_r>"
+GOLD = Gold({"hotel": {"area": "east", "stars": "4"}, "taxi": {"leave": "17:15"}}, {"hotel": ["phone"]})
+TEXTS = [TARGET, "i need a hotel in the east with 4 stars", "book a taxi to leave at 17:15 please", "what is the phone number ?"] * 10
+SOURCES = ["i need a hotel in the east", "a taxi please at 17:15 with 4 stars"]
+
+
+@pytest.fixture(scope="module", params=["tiny", "tiny-llama"])
+def tiny(request):
+    model, tokenizer = build_tiny(request.param, TEXTS, MARKERS, vocab_size=120)
+    return model.eval(), tokenizer
+
+
+def queries(tokenizer, left: bool):
+    tokenizer.padding_side = "left" if left else "right"
+    batch = tokenizer(SOURCES, return_tensors="pt", padding=True)
+    return batch.input_ids, batch.attention_mask
+
+
+def test_step_decoder_matches_teacher_forced_scores_with_padding(tiny):
+    model, tokenizer = tiny
+    query, query_mask = queries(tokenizer, left=not model.config.is_encoder_decoder)
+    assert (query_mask == 0).any(), "the test needs a padded batch"
+    samples = sample(StepDecoder(model, query, query_mask), 10, tokenizer.eos_token_id, tokenizer.pad_token_id,
+                     top_k=0, generator=torch.Generator().manual_seed(0))
+    replay = StepDecoder(model, query, query_mask)
+    steps, last = [], None
+    for t in range(samples.response.shape[1]):
+        steps.append(replay(last))
+        last = samples.response[:, t]
+    with torch.no_grad():
+        logits, hidden = score(model, query, query_mask, samples.response, samples.response_mask)
+    real = samples.response_mask.bool()
+    assert torch.allclose(torch.stack(steps, 1)[real], logits[real], atol=1e-4)
+    assert hidden.shape[:2] == samples.response.shape
+
+
+def test_sampling_ends_at_eos_and_pads_after(tiny):
+    model, tokenizer = tiny
+    eos = tokenizer.eos_token_id
+    query, query_mask = queries(tokenizer, left=not model.config.is_encoder_decoder)
+
+    def eos_after_three(last):
+        allowed = torch.zeros(query.shape[0], len(tokenizer), dtype=torch.bool)
+        allowed[0, eos if eos_after_three.calls >= 2 else 5] = True
+        allowed[1, 6] = True
+        eos_after_three.calls += 1
+        return allowed
+
+    eos_after_three.calls = 0
+    samples = sample(StepDecoder(model, query, query_mask), 6, eos, tokenizer.pad_token_id, masker=eos_after_three)
+    assert samples.response[0].tolist() == [5, 5, eos, tokenizer.pad_token_id, tokenizer.pad_token_id, tokenizer.pad_token_id]
+    assert samples.response_mask[0].tolist() == [1, 1, 1, 0, 0, 0]
+    assert samples.response[1].tolist() == [6] * 6 and samples.response_mask[1].tolist() == [1] * 6
+    # the stored action mask is what the masker allowed on real steps, everything on padding
+    assert samples.action_mask[0, 0].nonzero().flatten().tolist() == [5]
+    assert samples.action_mask[0, 4].all()
+    logprobs = token_log_probs(torch.randn(2, 6, len(tokenizer)), samples.response, samples.action_mask)
+    assert torch.allclose(logprobs[samples.response_mask.bool()], torch.zeros(9), atol=1e-6)
+
+
+def test_top_k_filter_keeps_k_best():
+    logits = torch.tensor([[1.0, 3.0, 2.0, 0.0]])
+    assert torch.isfinite(top_k_filter(logits, 2)).tolist() == [[False, True, True, False]]
+    assert torch.equal(top_k_filter(logits, 0), logits)
+
+
+def byte_level_tokenizer() -> PreTrainedTokenizerFast:
+    """A GPT-2/Llama-3 style byte-level BPE tokenizer (pieces like 'Ġphone'), trained offline."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(TEXTS, trainers.BpeTrainer(vocab_size=300, special_tokens=["<|end|>"], show_progress=False))
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|end|>", pad_token="<|end|>")
+    wrapped.add_tokens(MARKERS)
+    return wrapped
+
+
+@pytest.mark.parametrize("kind", ["sentencepiece", "byte-level"])
+def test_task_rewards_land_on_the_tokens_that_earn_them(kind):
+    tokenizer = build_tiny("tiny", TEXTS, MARKERS, vocab_size=120)[1] if kind == "sentencepiece" else byte_level_tokenizer()
+    ids = tokenizer(TARGET, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    response = torch.tensor([ids + [tokenizer.pad_token_id] * 3])
+    mask = torch.tensor([[1] * len(ids) + [0] * 3])
+    cumulative, final = task_rewards(tokenizer, response, mask, [GOLD], "tod", "cumulative", 1.0, 1.0)
+    delta, final_delta = task_rewards(tokenizer, response, mask, [GOLD], "tod", "delta", 1.0, 1.0)
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    eos_b, eos_a = tokens.index("<eos_b>"), tokens.index("<eos_a>")
+    # <eos_b> closes the last belief pair: the three gold pairs are found, the requested phone not yet
+    assert cumulative[0, eos_b].item() == pytest.approx(tod_reward(TARGET.split(" <sos_a>")[0], GOLD))
+    assert cumulative[0, eos_b].item() > cumulative[0, eos_b - 1].item()
+    # the requested phone counts once the [inform] act slot is closed, by <eos_a> at the latest
+    assert cumulative[0, eos_a].item() == pytest.approx(1.0)
+    assert cumulative[0, : eos_b + 1].lt(1.0).all()
+    # padding earns nothing; delta sums to the generation's reward, which the text agrees with
+    assert cumulative[0, len(ids):].eq(0).all() and delta[0, len(ids):].eq(0).all()
+    assert delta.sum().item() == pytest.approx(1.0) and final.item() == pytest.approx(1.0) == final_delta.item()
+    assert response_pieces(tokenizer, response, mask)[0][-1] == ""
+
+
+def test_reward_none_is_zero_and_bad_names_are_rejected():
+    tokenizer = build_tiny("tiny", TEXTS, MARKERS, vocab_size=120)[1]
+    response = torch.tensor([tokenizer(TARGET, add_special_tokens=False).input_ids])
+    mask = torch.ones_like(response)
+    rewards, final = task_rewards(tokenizer, response, mask, [GOLD], "none", "delta", 1.0, 1.0)
+    assert rewards.abs().sum().item() == 0.0 and final.item() == 0.0
+    with pytest.raises(ValueError, match="reward must be one of"):
+        task_rewards(tokenizer, response, mask, [GOLD], "bleu", "delta", 1.0, 1.0)
+    with pytest.raises(ValueError, match="mode"):
+        task_rewards(tokenizer, response, mask, [GOLD], "tod", "sparse", 1.0, 1.0)

@@ -1,0 +1,5 @@
+import sys
+
+from todrl.evaluate.cli import main
+
+sys.exit(main())

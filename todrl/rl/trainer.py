@@ -1,0 +1,493 @@
+"""PPO and NLPO fine-tuning of an SFT policy with token-level TOD rewards: `python -m todrl.rl`.
+
+Each dataset turn is one episode: the policy writes belief state, act and
+response for the turn's context, and every token earns the task reward it
+adds (seed 004, Eq. 2-4) minus beta times its log-ratio to the frozen SFT
+policy (Eq. 5), with beta adapted after each batch (Eq. 6-7).  The loop reads
+top to bottom: setup, then per iteration rollout -> advantages -> PPO epochs
+-> KL controller -> mask re-sync -> logging, evaluation and checkpoints.
+
+Every model pass runs in eval mode (no dropout), so the log-probs stored with
+a rollout are exactly what the first PPO epoch recomputes.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from rewards import sequence_rewards
+from tqdm.auto import tqdm
+
+from todrl.adapters import AdapterConfig, after_optimizer_step, apply_adapter, orthogonality_loss
+from todrl.checkpoint import load_state, save_checkpoint
+from todrl.config import save_config
+from todrl.data.splits import train_dev
+from todrl.format import Example, build_examples
+from todrl.generation import generate_texts, pad_sources
+from todrl.models import is_seq2seq, load_policy
+from todrl.rl.kl import kl_controller
+from todrl.rl.nlpo import MaskPolicy
+from todrl.rl.ppo import entropy, explained_variance, gae, masked_mean, masked_whiten, policy_loss, token_log_probs, value_loss
+from todrl.rl.reference import Reference
+from todrl.rl.rollout import Rollout, StepDecoder, sample
+from todrl.rl.state import allocator_state, load_allocator_state, load_trainable_state, save_rl_checkpoint, trainable_state
+from todrl.rl.task_reward import MODES, REWARDS, gold_of, task_rewards
+from todrl.rl.value import ActorCritic, ValueHead, hidden_size_of
+from todrl.summary import Stopwatch
+
+
+@dataclass
+class RLConfig:
+    """PPO/NLPO fine-tuning of an SFT policy with token-level TOD rewards and an adaptive KL penalty."""
+
+    model: str = "runs/sft/default"
+    """SFT run directory (its best/ checkpoint, else last/), a checkpoint directory, or a hub name."""
+    dataset: str = "multiwoz21"
+    """multiwoz21 | incar | sgd: where the episodes' contexts and gold annotations come from."""
+    data_dir: str | None = None
+    """Corpus location; None = the MultiWOZ 2.1 sample embedded in todrl."""
+    train_split: str = "train"
+    dev_split: str = "val"
+    dev_dialogues: int = 0
+    """As for SFT: dialogues held out when train_split == dev_split, else a cap on the dev split."""
+    services: list[str] | None = None
+    train_fraction: float = 1.0
+    max_contexts: int = 0
+    """Use only the first N training turns as episodes (0 = all)."""
+    eval_contexts: int = 32
+    """Dev turns generated greedily at each evaluation (0 = all)."""
+    output_dir: str = "runs/rl/default"
+
+    algo: str = "nlpo"
+    """ppo | nlpo (PPO sampling within the top-p set of a periodically re-synced mask policy)."""
+    reward: str = "tod"
+    """tod | understanding | generation | none (KL only: the SFT ablation)."""
+    reward_mode: str = "delta"
+    """delta: each token earns the change of the prefix reward (sums to the final reward); cumulative: the prefix reward."""
+    alpha: float = 1.0
+    """Penalty sensitivity of the understanding reward (Eq. 2)."""
+    beta: float = 1.0
+    """Penalty sensitivity of the generation reward (Eq. 3)."""
+    kl_coef: float = 0.01
+    """beta_0 of the KL penalty (Eq. 5); seed 004 uses 0.01."""
+    kl_target: float | None = 1.0
+    """Target KL per episode (nats, summed over tokens) of the adaptive beta (Eq. 6-7); None keeps beta fixed."""
+    kl_rate: float = 0.2
+    """K_beta of Eq. 7."""
+
+    episodes: int = 512
+    """Episodes (dataset turns) to roll out in total, over all processes."""
+    batch_size: int = 8
+    """Episodes per iteration and process."""
+    minibatch_size: int = 4
+    ppo_epochs: int = 5
+    lr: float = 3e-4
+    gamma: float = 0.99
+    lam: float = 0.95
+    clip_range: float = 0.2
+    clip_range_vf: float | None = 0.2
+    """Clip of the value update around the rollout's values; None = plain squared error."""
+    vf_coef: float = 0.5
+    ent_coef: float = 0.0
+    max_grad_norm: float = 1.0
+    norm_adv: bool = True
+    """Whiten advantages over each batch's real tokens."""
+    target_kl: float | None = None
+    """Stop an iteration's PPO epochs once the approximate KL to the rollout policy exceeds this (None = never)."""
+    top_k: int = 50
+    """Sampling keeps the k most likely tokens (0 = all)."""
+    top_p: float = 0.9
+    """NLPO: the mask policy's top-p set that the policy may sample from."""
+    mask_sync_every: int = 5
+    """NLPO: copy the current policy into the mask policy every N iterations."""
+    max_source_length: int = 256
+    max_new_tokens: int = 160
+    value_model: str = "head"
+    """head: a linear critic on the policy's hidden states; separate: a second model (another copy of the weights)."""
+    adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(type="lora"))
+    """Trainable parameters: lora | adalora | sucg (the reference and mask policy then cost no model copy) or full."""
+    eval_every: int = 10
+    """Evaluate (and save best/) every N iterations; 0 = only at the end."""
+    save_every: int = 10
+    """Save last/ every N iterations (and at the end)."""
+    seed: int = 42
+    resume: bool = False
+    """Continue from output_dir/last."""
+
+    def __post_init__(self) -> None:
+        choices = {"algo": ("ppo", "nlpo"), "reward": REWARDS, "reward_mode": MODES, "value_model": ("head", "separate")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        positive = ("episodes", "batch_size", "minibatch_size", "ppo_epochs", "mask_sync_every", "max_new_tokens")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.minibatch_size > self.batch_size:
+            raise ValueError(f"minibatch_size ({self.minibatch_size}) must not exceed batch_size ({self.batch_size})")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.lam <= 1.0):
+            raise ValueError(f"gamma and lam must be in [0, 1], got {self.gamma}, {self.lam}")
+        if self.target_kl is not None and self.adapter.type in ("adalora", "sucg"):
+            raise ValueError(
+                "target_kl (early stop of the PPO epochs) makes the number of optimizer steps unknown in advance, "
+                f"but {self.adapter.type}'s rank schedule is laid out over it; use adapter lora or full, or target_kl None"
+            )
+
+    @property
+    def minibatches(self) -> int:
+        return math.ceil(self.batch_size / self.minibatch_size)
+
+
+class Timings:
+    """Wall time per phase of an iteration (what scripts/bench_rl.py reports)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def add(self, other: Timings) -> None:
+        for phase, seconds in other.seconds.items():
+            self.seconds[phase] += seconds
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] += time.perf_counter() - start
+
+
+# ----------------------------------------------------------------------------- setup
+
+
+def sft_checkpoint(name: str) -> str:
+    """The checkpoint to start from: an SFT run directory resolves to its best/, else its last/."""
+    path = Path(name)
+    for child in ("best", "last"):
+        if (path / child).is_dir():
+            return str(path / child)
+    if not path.exists() and name == RLConfig.model:
+        raise FileNotFoundError(
+            f"no SFT checkpoint at {name}: RL starts from a supervised policy. Run `python -m todrl.sft` first "
+            "(it writes runs/sft/default), or pass --model PATH to an SFT run or checkpoint directory"
+        )
+    return name
+
+
+def contexts(cfg: RLConfig) -> tuple[list[Example], list[Example]]:
+    train, dev = train_dev(cfg.dataset, cfg.data_dir, cfg.train_split, cfg.dev_split, cfg.dev_dialogues,
+                           cfg.train_fraction, cfg.services, cfg.seed)
+    train_examples = build_examples(train)
+    if cfg.max_contexts:
+        train_examples = train_examples[: cfg.max_contexts]
+    dev_examples = build_examples(dev)
+    if cfg.eval_contexts:
+        dev_examples = dev_examples[: cfg.eval_contexts]
+    if not train_examples:
+        raise ValueError(f"{cfg.dataset} split {cfg.train_split!r}: no training turns to use as episodes")
+    return train_examples, dev_examples
+
+
+def build_policy(cfg: RLConfig, out: Path, total_steps: int, accelerator: Accelerator):
+    """The SFT policy with a fresh adapter; its starting weights are also the KL reference.
+
+    An SFT adapter is merged into its base first, so that switching the RL
+    adapter off yields the SFT policy (not the pre-SFT base).  Adapter runs
+    save that starting model once to `out/base`, which the adapter
+    checkpoints name as their base.
+    """
+    base_dir = out / "base"
+    if cfg.resume and cfg.adapter.type != "full":
+        model, tokenizer = load_policy(base_dir)
+    else:
+        model, tokenizer = load_policy(sft_checkpoint(cfg.model))
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        if cfg.adapter.type != "full" and accelerator.is_main_process:
+            save_checkpoint(base_dir, model, tokenizer, {"role": "starting policy (SFT) of the RL adapter checkpoints"})
+    value_model = None
+    if cfg.value_model == "separate":
+        critic_adapter = cfg.adapter if cfg.adapter.type in ("full", "lora") else dataclasses.replace(cfg.adapter, type="lora")
+        value_model = apply_adapter(copy.deepcopy(model), critic_adapter, total_steps)
+    policy = apply_adapter(model, cfg.adapter, total_steps)
+    for peft_config in getattr(policy, "peft_config", {}).values():
+        peft_config.base_model_name_or_path = str(base_dir.resolve())
+    return policy, tokenizer, value_model
+
+
+@lru_cache(maxsize=4)
+def _order(size: int, seed: int, epoch: int) -> list[int]:
+    return torch.randperm(size, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+
+
+def episode_indices(iteration: int, size: int, per_process: int, processes: int, rank: int, seed: int) -> list[int]:
+    """Which training turns this process rolls out at `iteration`: a fresh seeded shuffle per pass over the data."""
+    start = (iteration * processes + rank) * per_process
+    return [_order(size, seed, k // size)[k % size] for k in range(start, start + per_process)]
+
+
+# ----------------------------------------------------------------------------- rollout
+
+
+def collect(agent: ActorCritic, reference: Reference, mask_policy: MaskPolicy | None, tokenizer, examples: list[Example],
+            cfg: RLConfig, beta: float, generator: torch.Generator, timings: Timings) -> tuple[Rollout, dict[str, float]]:
+    """Sample one batch of episodes and turn it into PPO's training tensors."""
+    policy = agent.policy
+    device = next(policy.parameters()).device
+    batch = pad_sources(tokenizer, [e.source for e in examples], is_seq2seq(policy), cfg.max_source_length, device)
+    query, query_mask = batch["input_ids"], batch["attention_mask"]
+    with timings("generation"):
+        masker = None
+        if mask_policy is not None:
+            masker = mask_policy.masker(query, query_mask, cfg.top_p, keep_ids=[tokenizer.eos_token_id])
+        samples = sample(StepDecoder(policy, query, query_mask), cfg.max_new_tokens, tokenizer.eos_token_id,
+                         tokenizer.pad_token_id, cfg.top_k, masker, generator)
+    response, mask, action_mask = samples.response, samples.response_mask, samples.action_mask
+    with timings("policy"), torch.no_grad():
+        logits, values = agent(query, query_mask, response, mask)
+        logprobs = token_log_probs(logits, response, action_mask)
+        # The KL penalty compares the policy's own distribution with the reference: the mask's renormalization
+        # (a constant -log 0.9 per token at p=0.9) would otherwise count as drift before any update.
+        free_logprobs = logprobs if action_mask is None else token_log_probs(logits, response)
+        del logits
+    with timings("reward"):
+        task, final = task_rewards(tokenizer, response, mask, [gold_of(e) for e in examples],
+                                   cfg.reward, cfg.reward_mode, cfg.alpha, cfg.beta)
+    with timings("reference"):
+        ref_logprobs = reference.log_probs(query, query_mask, response, mask)
+    with timings("advantages"):
+        kl = (free_logprobs - ref_logprobs) * mask
+        rewards = (task - beta * kl) * mask
+        advantages, returns = gae(rewards, values, mask, cfg.gamma, cfg.lam)
+        if cfg.norm_adv:
+            advantages = masked_whiten(advantages, mask)
+    rollout = Rollout(query, query_mask, response, mask, logprobs, ref_logprobs, values, task, rewards, advantages, returns, action_mask)
+    stats = {
+        "env/task_reward": final.mean().item(),
+        "env/shaped_return": rewards.sum(-1).mean().item(),
+        "env/response_length": mask.sum(-1).float().mean().item(),
+        "objective/kl": kl.sum(-1).mean().item(),
+        "objective/kl_coef": beta,
+        "ppo/explained_variance": explained_variance(values, returns, mask).item(),
+    }
+    if action_mask is not None:
+        stats["nlpo/mask_size"] = masked_mean(action_mask.sum(-1).float(), mask).item()
+    return rollout, stats
+
+
+# ----------------------------------------------------------------------------- update
+
+
+@dataclass
+class Losses:
+    loss: torch.Tensor
+    pg_loss: torch.Tensor
+    v_loss: torch.Tensor
+    entropy: torch.Tensor
+    orth_loss: torch.Tensor
+    clipfrac: torch.Tensor
+    approx_kl: torch.Tensor
+
+
+def ppo_losses(agent, policy, batch: Rollout, cfg: RLConfig) -> Losses:
+    logits, values = agent(batch.query, batch.query_mask, batch.response, batch.response_mask)
+    logprobs = token_log_probs(logits, batch.response, batch.action_mask)
+    pg = policy_loss(logprobs, batch.logprobs, batch.advantages, batch.response_mask, cfg.clip_range)
+    v_loss = value_loss(values, batch.values, batch.returns, batch.response_mask, cfg.clip_range_vf)
+    ent = entropy(logits, batch.response_mask, batch.action_mask)
+    orth = orthogonality_loss(policy)
+    loss = pg.pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * ent + orth
+    return Losses(loss, pg.pg_loss, v_loss, ent, orth, pg.clipfrac, pg.approx_kl)
+
+
+def ppo_update(agent, optimizer, rollout: Rollout, cfg: RLConfig, accelerator: Accelerator, first_slot: int,
+               generator: torch.Generator, say) -> dict[str, float]:
+    """Several epochs of minibatch PPO on one rollout.
+
+    Optimizer-step slots are numbered in advance (`first_slot` + k) so that
+    AdaLoRA's schedule sees the real step count even when an update is
+    skipped; a non-finite loss or gradient skips its step on every process and
+    says so.
+    """
+    unwrapped = accelerator.unwrap_model(agent)
+    policy = unwrapped.policy
+    trainable = [p for p in agent.parameters() if p.requires_grad]
+    records: dict[str, list[float]] = defaultdict(list)
+    slot, skipped, epochs_run = first_slot, 0, 0
+    batch_size = rollout.response.shape[0]
+    for epoch in range(cfg.ppo_epochs):
+        epochs_run += 1
+        order = torch.randperm(batch_size, generator=generator)
+        epoch_kl = []
+        for index, start in enumerate(range(0, batch_size, cfg.minibatch_size)):
+            slot += 1
+            minibatch = rollout.select(order[start : start + cfg.minibatch_size])
+            losses = ppo_losses(agent, policy, minibatch, cfg)
+            finite = accelerator.reduce(torch.isfinite(losses.loss).float(), reduction="mean").item() == 1.0
+            if not finite:
+                skipped += 1
+                say(f"epoch {epoch}, minibatch {index}: non-finite loss (pg {losses.pg_loss.item():.4g}, "
+                    f"value {losses.v_loss.item():.4g}); update skipped")
+                continue
+            accelerator.backward(losses.loss)
+            grad_norm = accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
+            if not torch.isfinite(grad_norm):
+                optimizer.zero_grad()
+                skipped += 1
+                say(f"epoch {epoch}, minibatch {index}: non-finite gradient norm; update skipped")
+                continue
+            optimizer.step()
+            after_optimizer_step(policy, slot, lambda mb=minibatch: ppo_losses(unwrapped, policy, mb, cfg).loss)
+            optimizer.zero_grad()
+            for name in ("loss", "pg_loss", "v_loss", "entropy", "orth_loss", "clipfrac", "approx_kl"):
+                records[name].append(getattr(losses, name).item())
+            records["grad_norm"].append(grad_norm.item())
+            epoch_kl.append(losses.approx_kl.item())
+        if cfg.target_kl is not None and epoch_kl:
+            mean_kl = accelerator.reduce(torch.tensor(sum(epoch_kl) / len(epoch_kl), device=accelerator.device), "mean").item()
+            if mean_kl > cfg.target_kl:
+                break
+    stats = {f"ppo/{name}": sum(values) / len(values) for name, values in records.items()}
+    stats.update({"ppo/skipped_updates": float(skipped), "ppo/epochs": float(epochs_run)})
+    return stats
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(policy, tokenizer, examples: list[Example], cfg: RLConfig) -> dict[str, float]:
+    """Greedy generations on the dev slice, scored with the task reward (tod when training with none)."""
+    if not examples:
+        return {}
+    texts = generate_texts(policy, tokenizer, [e.source for e in examples], batch_size=cfg.batch_size * 4,
+                           max_source_length=cfg.max_source_length, max_new_tokens=cfg.max_new_tokens)
+    reward = "tod" if cfg.reward == "none" else cfg.reward
+    scores = sequence_rewards(texts, [gold_of(e) for e in examples], reward=reward, alpha=cfg.alpha, beta=cfg.beta)
+    return {"eval/task_reward": sum(scores) / len(scores)}
+
+
+# ----------------------------------------------------------------------------- loop
+
+
+def train(cfg: RLConfig) -> dict:
+    """Run RL; returns the run's summary (also written to output_dir/summary.json)."""
+    stopwatch = Stopwatch()
+    out = Path(cfg.output_dir)
+    if cfg.resume and not (out / "last").is_dir():
+        raise FileNotFoundError(f"--resume: no checkpoint at {out / 'last'} to continue from")
+    set_seed(cfg.seed)
+    accelerator = Accelerator(log_with="tensorboard", project_dir=str(out))
+    processes, rank = accelerator.num_processes, accelerator.process_index
+    train_examples, dev_examples = contexts(cfg)
+    iterations = math.ceil(cfg.episodes / (cfg.batch_size * processes))
+    total_steps = iterations * cfg.ppo_epochs * cfg.minibatches
+
+    policy, tokenizer, value_model = build_policy(cfg, out, total_steps, accelerator)
+    reference = Reference(policy)
+    mask_policy = MaskPolicy(policy) if cfg.algo == "nlpo" else None
+    agent = ActorCritic(policy, ValueHead(hidden_size_of(policy.config)), value_model).to(accelerator.device).eval()
+    optimizer = torch.optim.AdamW([p for p in agent.parameters() if p.requires_grad], lr=cfg.lr, eps=1e-5)
+    kl_ctl = kl_controller(cfg.kl_coef, cfg.kl_target, cfg.kl_rate)
+    state = {"iteration": 0, "best_eval": None, "best_iteration": None}
+    if cfg.resume:
+        state, training = load_state(out / "last")
+        load_trainable_state(agent, training["trainable"], out / "last")
+        optimizer.load_state_dict(training["optimizer"])
+        kl_ctl.load_state_dict(training["kl"])
+        load_allocator_state(policy, training["allocator"])
+        if mask_policy is not None:
+            mask_policy.load_state_dict(training["mask"])
+        accelerator.print(f"resuming from {out / 'last'} at iteration {state['iteration']}")
+    agent, optimizer = accelerator.prepare(agent, optimizer)
+    accelerator.init_trackers("rl", config={k: str(v) for k, v in asdict(cfg).items()})
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+
+    def checkpoint(name: str) -> None:
+        """Written by the main process; every process calls it, and waits for it."""
+        if accelerator.is_main_process:
+            training = {"trainable": trainable_state(accelerator.unwrap_model(agent)), "optimizer": optimizer.state_dict(),
+                        "kl": kl_ctl.state_dict(), "allocator": allocator_state(policy),
+                        "mask": mask_policy.state_dict() if mask_policy is not None else None}
+            save_rl_checkpoint(out / name, policy, tokenizer, {**state, "config": asdict(cfg)}, training)
+        accelerator.wait_for_everyone()
+
+    def run_evaluation() -> dict[str, float]:
+        """On the main process; saves best/ when the dev task reward improves."""
+        state["evaluated_iteration"] = state["iteration"]
+        metrics = evaluate(policy, tokenizer, dev_examples, cfg) if accelerator.is_main_process else {}
+        improved = bool(metrics) and (state["best_eval"] is None or metrics["eval/task_reward"] > state["best_eval"])
+        if improved:
+            state.update(best_eval=metrics["eval/task_reward"], best_iteration=state["iteration"])
+        if accelerator.reduce(torch.tensor(float(improved), device=accelerator.device), "sum").item() > 0:
+            checkpoint("best")
+        accelerator.log(metrics, step=state["iteration"])
+        return metrics
+
+    progress = tqdm(total=iterations, initial=state["iteration"], desc=f"rl {cfg.algo}", disable=not accelerator.is_main_process)
+
+    def say(message: str) -> None:
+        progress.write(f"iteration {state['iteration']} (process {rank}): {message}")
+
+    total_time = Timings()
+    metrics_file = out / "metrics.jsonl"
+    for iteration in range(state["iteration"], iterations):
+        timings = Timings()
+        generator = torch.Generator(device=accelerator.device).manual_seed(cfg.seed * 100_003 + iteration * processes + rank)
+        chosen = episode_indices(iteration, len(train_examples), cfg.batch_size, processes, rank, cfg.seed)
+        rollout, stats = collect(accelerator.unwrap_model(agent), reference, mask_policy, tokenizer,
+                                 [train_examples[i] for i in chosen], cfg, kl_ctl.beta, generator, timings)
+        with timings("update"):
+            first_slot = iteration * cfg.ppo_epochs * cfg.minibatches
+            stats.update(ppo_update(agent, optimizer, rollout, cfg, accelerator, first_slot, generator, say))
+        names = sorted(stats)
+        reduced = accelerator.reduce(torch.tensor([stats[k] for k in names], device=accelerator.device), "mean")
+        stats = dict(zip(names, reduced.tolist()))
+        kl_ctl.update(stats["objective/kl"])
+        if mask_policy is not None and (iteration + 1) % cfg.mask_sync_every == 0:
+            mask_policy.sync()
+        state["iteration"] = iteration + 1
+        stats.update({f"time/{phase}": seconds for phase, seconds in timings.seconds.items()})
+        total_time.add(timings)
+        accelerator.log(stats, step=state["iteration"])
+        progress.update(1)
+        progress.set_postfix(reward=f"{stats['env/task_reward']:.3f}", kl=f"{stats['objective/kl']:.3f}", beta=f"{kl_ctl.beta:.4f}")
+        if cfg.eval_every and state["iteration"] % cfg.eval_every == 0:
+            stats.update(run_evaluation())
+        if accelerator.is_main_process:
+            with metrics_file.open("a") as handle:
+                handle.write(json.dumps({"iteration": state["iteration"], **stats}) + "\n")
+        if state["iteration"] % cfg.save_every == 0 and state["iteration"] < iterations:
+            checkpoint("last")
+    progress.close()
+    final_eval = run_evaluation() if state.get("evaluated_iteration") != state["iteration"] else {}
+    checkpoint("last")
+
+    summary = {**stopwatch.summary(accelerator.unwrap_model(agent)).as_dict(), "iterations": state["iteration"],
+               "episodes": state["iteration"] * cfg.batch_size * processes, "best_eval_task_reward": state["best_eval"],
+               "best_iteration": state["best_iteration"], "final_eval": final_eval, "best_checkpoint": str(out / "best"),
+               "time_split": dict(total_time.seconds)}
+    if accelerator.is_main_process:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        best = "none" if state["best_eval"] is None else f"{state['best_eval']:.4f} at iteration {state['best_iteration']}"
+        accelerator.print(f"best dev task reward {best}; checkpoints in {out}/best and {out}/last")
+        accelerator.print(stopwatch.summary(accelerator.unwrap_model(agent)).line())
+    accelerator.end_training()
+    return summary
