@@ -41,7 +41,7 @@ def test_goal_conversion_keeps_only_checkable_requests() -> None:
 
 def test_active_domains_follow_state_changes() -> None:
     states = [{}, {"hotel": {"area": "north"}}, {"hotel": {"area": "north"}},
-              {"hotel": {"area": "north"}, "train": {"day": "monday", "leave": "09:00"}}, 
+              {"hotel": {"area": "north"}, "train": {"day": "monday", "leave": "09:00"}},
               {"hotel": {"area": "north", "stars": "4"}, "train": {"day": "monday", "leave": "09:00"}}]  # fmt: skip
     assert estimate_active_domains(states) == [[], ["hotel"], ["hotel"], ["train"], ["hotel"]]
 

@@ -7,6 +7,8 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from conftest import require_data
+from todrl.adapters import AdapterConfig
+from todrl.checkpoint import load_state
 from todrl.sft import SFTConfig, train
 
 QUICK = dict(epochs=1, batch_size=8, vocab_size=600)
@@ -23,15 +25,28 @@ def test_default_run_writes_loadable_checkpoints(tmp_path):
     assert list(tmp_path.glob("events.out.tfevents*")) or list(tmp_path.rglob("events.out.tfevents*"))
 
 
-def test_resume_continues_to_the_same_weights(tmp_path):
-    straight = tmp_path / "straight"
-    train(SFTConfig(output_dir=str(straight), max_steps=4, **QUICK))
-    split = tmp_path / "split"
-    train(SFTConfig(output_dir=str(split), max_steps=2, **QUICK))
-    resumed = train(SFTConfig(output_dir=str(split), max_steps=4, resume=True, **QUICK))
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    import todrl.sft
+
+    settings = dict(max_steps=4, eval_every=2, **QUICK)
+    train(SFTConfig(output_dir=str(tmp_path / "straight"), **settings))
+
+    real_step = todrl.sft.after_optimizer_step
+
+    def killed_in_step_three(model, step, closure=None):
+        if step == 3:
+            raise KeyboardInterrupt
+        real_step(model, step, closure)
+
+    monkeypatch.setattr(todrl.sft, "after_optimizer_step", killed_in_step_three)
+    with pytest.raises(KeyboardInterrupt):
+        train(SFTConfig(output_dir=str(tmp_path / "split"), **settings))
+    monkeypatch.setattr(todrl.sft, "after_optimizer_step", real_step)
+    assert load_state(tmp_path / "split" / "last")[0]["step"] == 2
+    resumed = train(SFTConfig(output_dir=str(tmp_path / "split"), resume=True, **settings))
     assert resumed["steps"] == 4
-    a = AutoModelForSeq2SeqLM.from_pretrained(straight / "last").state_dict()
-    b = AutoModelForSeq2SeqLM.from_pretrained(split / "last").state_dict()
+    a = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "straight" / "last").state_dict()
+    b = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "split" / "last").state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
@@ -43,7 +58,7 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
 def test_lora_run_saves_an_adapter_that_peft_loads(tmp_path):
     from peft import AutoPeftModelForSeq2SeqLM
 
-    train(SFTConfig(output_dir=str(tmp_path), max_steps=3, adapter="lora", **QUICK))
+    train(SFTConfig(output_dir=str(tmp_path), max_steps=3, adapter=AdapterConfig(type="lora"), **QUICK))
     model = AutoPeftModelForSeq2SeqLM.from_pretrained(tmp_path / "best")
     assert any("lora_A" in name for name, _ in model.named_parameters())
 

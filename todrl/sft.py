@@ -53,7 +53,7 @@ class SFTConfig:
     train_fraction: float = 1.0
     """Seeded share of the training dialogues (low-resource runs)."""
     output_dir: str = "runs/sft/default"
-    epochs: int = 40
+    epochs: int = 15
     max_steps: int = 0
     """Stop after this many optimizer steps (0 = run all epochs)."""
     batch_size: int = 16
@@ -193,8 +193,12 @@ def train(cfg: SFTConfig) -> dict:
     progress = tqdm(total=total_steps, initial=state["step"], desc="sft", disable=not accelerator.is_main_process)
     model.train()
     while state["step"] < total_steps:
-        order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed + state["epoch"]))
-        loader = accelerator.prepare_data_loader(DataLoader(train_set.select(order.tolist()), batch_size=cfg.batch_size, collate_fn=collate))
+        # The epoch's order and the loader's own seed come from a private generator: drawing them from the
+        # global RNG would shift dropout masks after a resume.
+        epoch_rng = torch.Generator().manual_seed(cfg.seed + state["epoch"])
+        order = torch.randperm(len(train_set), generator=epoch_rng)
+        loader = accelerator.prepare_data_loader(
+            DataLoader(train_set.select(order.tolist()), batch_size=cfg.batch_size, collate_fn=collate, generator=epoch_rng))
         loader = accelerator.skip_first_batches(loader, state["batches_in_epoch"])
         for batch in loader:
             with accelerator.accumulate(model):
@@ -204,7 +208,7 @@ def train(cfg: SFTConfig) -> dict:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
                 if accelerator.sync_gradients:
-                    after_optimizer_step(accelerator.unwrap_model(model), state["step"], lambda b=batch: model(**b).loss)
+                    after_optimizer_step(accelerator.unwrap_model(model), state["step"] + 1, lambda b=batch: model(**b).loss)
                 scheduler.step()
                 optimizer.zero_grad()
             state["batches_in_epoch"] += 1

@@ -83,6 +83,8 @@ def generate_predictions(checkpoint: Path, dialogues: Sequence[Dialogue], datase
 
 def score(args: argparse.Namespace, dialogues: Sequence[Dialogue], predictions: Predictions, source: Path) -> dict[str, Any]:
     has_states = all(t.state is not None for turns in predictions.values() for t in turns)
+    if args.dataset == "sgd" and not has_states:
+        raise ValueError(f"{source}: SGD is scored on belief states, and some predicted turns have no 'state'")
     result: dict[str, Any] = {"dataset": args.dataset, "split": args.split, "predictions": str(source)}
     if args.dataset == "multiwoz21":
         db = MultiWozDB(args.data_dir / "db")

@@ -6,9 +6,10 @@ not neutral for BLEU: it re-attaches clitics ("it's"), detaches a spaced one in
 alternation with quotes ("it 's" -> "it 's", then "it' s"), and glues
 punctuation to words.  sacreBLEU's 13a tokenizer keeps apostrophes inside
 tokens, so these changes move n-gram counts.  This module reproduces the
-round trip for English with plain ``re`` classes, about ten times faster than
-the general port it mirrors, and is checked for identical output on every
-response of the published prediction files.
+round trip for English with plain ``re`` classes, about four times faster than
+the general port it mirrors; its output was identical to that port's on
+every response of the published prediction files and every utterance of the
+MultiWOZ 2.1 test set.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ evaluator, so the published systems' numbers reproduce (see docs/evaluators.md).
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -258,8 +257,3 @@ class StandardEvaluator:
                 succeeded[domain] += success.get(domain, False)
         result.inform = {d: round(100 * informed[d] / totals[d], 1) for d in sorted(totals)}
         result.success = {d: round(100 * succeeded[d] / totals[d], 1) for d in sorted(totals)}
-
-
-def print_warnings(result: StandardResult) -> None:
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)

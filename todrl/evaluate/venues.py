@@ -131,7 +131,9 @@ class VenueMatcher:
         if found is None:
             wanted = Counter(value)
             cells = [row.get(slot, "") for row in self._rows[domain]]
-            letters = self._letters.setdefault((domain, slot), [Counter(cell) for cell in cells])
+            if (domain, slot) not in self._letters:
+                self._letters[domain, slot] = [Counter(cell) for cell in cells]
+            letters = self._letters[domain, slot]
             found = self._fuzzy[key] = frozenset(
                 n
                 for n, cell in enumerate(cells)
