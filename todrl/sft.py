@@ -25,7 +25,7 @@ from todrl.adapters import AdapterConfig, after_optimizer_step, apply_adapter
 from todrl.batching import Collator, tokenize_examples
 from todrl.checkpoint import load_state, rng_state, save_checkpoint, set_rng_state
 from todrl.config import parse_config, save_config
-from todrl.data.splits import train_dev
+from todrl.data.splits import DataConfig
 from todrl.format import Example, build_examples, format_tokens
 from todrl.generation import generate_texts
 from todrl.models import TINY_PRESETS, build_tiny, is_seq2seq, load_policy
@@ -33,25 +33,13 @@ from todrl.summary import Stopwatch
 
 
 @dataclass
-class SFTConfig:
+class SFTConfig(DataConfig):
     """Supervised fine-tuning of an end-to-end TOD policy (belief state, act, response in one sequence)."""
 
     model: str = "tiny"
     """Hub name, local path, or a preset built offline: tiny (T5), tiny-llama, small (T5-small-sized)."""
-    dataset: str = "multiwoz21"
-    """multiwoz21 | incar | sgd."""
-    data_dir: str | None = None
-    """Corpus location; None = the MultiWOZ 2.1 sample embedded in todrl (or $TODRL_DATA/<corpus> for the others)."""
     task: str = "e2e"
     """e2e (BS, DA, SR) or dst (BS only)."""
-    train_split: str = "train"
-    dev_split: str = "val"
-    dev_dialogues: int = 0
-    """Dialogues held out for selection when train_split == dev_split; otherwise a cap on the dev split (0 = all)."""
-    services: list[str] | None = None
-    """SGD only: keep dialogues whose services are all in this list."""
-    train_fraction: float = 1.0
-    """Seeded share of the training dialogues (low-resource runs)."""
     output_dir: str = "runs/sft/default"
     epochs: int = 15
     max_steps: int = 0
@@ -145,8 +133,7 @@ def train(cfg: SFTConfig) -> dict:
     set_seed(cfg.seed)
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=cfg.mixed_precision,
                               log_with="tensorboard", project_dir=str(out))
-    train_dialogues, dev_dialogues = train_dev(cfg.dataset, cfg.data_dir, cfg.train_split, cfg.dev_split, cfg.dev_dialogues,
-                                               cfg.train_fraction, cfg.services, cfg.seed)
+    train_dialogues, dev_dialogues = cfg.load_train_dev(cfg.seed)
     train_examples = build_examples(train_dialogues, task=cfg.task)
     dev_examples = build_examples(dev_dialogues, task=cfg.task)
     steps_per_epoch = math.ceil(len(train_examples) / (cfg.batch_size * accelerator.num_processes * cfg.grad_accum))

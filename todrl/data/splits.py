@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 from todrl.data import load_dialogues
@@ -54,3 +55,25 @@ def train_dev(
         if dev_dialogues > 0:
             dev = dev[:dev_dialogues]
     return fraction(train, train_fraction, seed), dev
+
+
+@dataclass
+class DataConfig:
+    """Which dialogues a run trains and selects on; SFT and RL configs extend it."""
+
+    dataset: str = "multiwoz21"
+    """multiwoz21 | incar | sgd."""
+    data_dir: str | None = None
+    """Corpus location; None = the MultiWOZ 2.1 sample embedded in todrl (or $TODRL_DATA/<corpus> for the others)."""
+    train_split: str = "train"
+    dev_split: str = "val"
+    dev_dialogues: int = 0
+    """Dialogues held out for selection when train_split == dev_split; otherwise a cap on the dev split (0 = all)."""
+    services: list[str] | None = None
+    """SGD only: keep dialogues whose services are all in this list."""
+    train_fraction: float = 1.0
+    """Seeded share of the training dialogues (low-resource runs)."""
+
+    def load_train_dev(self, seed: int) -> tuple[list[Dialogue], list[Dialogue]]:
+        return train_dev(self.dataset, self.data_dir, self.train_split, self.dev_split, self.dev_dialogues,
+                         self.train_fraction, self.services, seed)
