@@ -55,7 +55,7 @@ class BenchConfig:
     target_services: list[str] = field(default_factory=lambda: ["hotels_2", "movies_1", "ridesharing_2", "services_1"])
     """Services every method adapts the base to, and is scored on."""
     methods: list[str] = field(default_factory=lambda: ["full", "lora", "adalora", "sucg"])
-    base_steps: int = 600
+    base_steps: int = 800
     steps: int = 400
     """Optimizer steps of each method's run (the shared budget)."""
     batch_size: int = 16

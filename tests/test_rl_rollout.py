@@ -36,8 +36,8 @@ def test_step_decoder_matches_teacher_forced_scores_with_padding(tiny):
     model, tokenizer = tiny
     query, query_mask = queries(tokenizer, left=not model.config.is_encoder_decoder)
     assert (query_mask == 0).any(), "the test needs a padded batch"
-    samples = sample(StepDecoder(model, query, query_mask), 10, tokenizer.eos_token_id, tokenizer.pad_token_id,
-                     top_k=0, generator=torch.Generator().manual_seed(0))
+    decoder = StepDecoder(model, query, query_mask, keep_hidden=True)
+    samples = sample(decoder, 10, tokenizer.eos_token_id, tokenizer.pad_token_id, top_k=3, generator=torch.Generator().manual_seed(0))
     replay = StepDecoder(model, query, query_mask)
     steps, last = [], None
     for t in range(samples.response.shape[1]):
@@ -47,7 +47,10 @@ def test_step_decoder_matches_teacher_forced_scores_with_padding(tiny):
         logits, hidden = score(model, query, query_mask, samples.response, samples.response_mask)
     real = samples.response_mask.bool()
     assert torch.allclose(torch.stack(steps, 1)[real], logits[real], atol=1e-4)
-    assert hidden.shape[:2] == samples.response.shape
+    # what sampling stored is what the update recomputes: log-probs of the full distribution (not the top-k cut), states
+    assert torch.allclose(samples.logprobs[real], token_log_probs(logits, samples.response)[real], atol=1e-4)
+    assert torch.equal(samples.logprobs, samples.unmasked_logprobs)
+    assert torch.allclose(samples.hidden[real], hidden[real], atol=1e-4)
 
 
 def test_sampling_ends_at_eos_and_pads_after(tiny):
@@ -70,8 +73,11 @@ def test_sampling_ends_at_eos_and_pads_after(tiny):
     # the stored action mask is what the masker allowed on real steps, everything on padding
     assert samples.action_mask[0, 0].nonzero().flatten().tolist() == [5]
     assert samples.action_mask[0, 4].all()
-    logprobs = token_log_probs(torch.randn(2, 6, len(tokenizer)), samples.response, samples.action_mask)
-    assert torch.allclose(logprobs[samples.response_mask.bool()], torch.zeros(9), atol=1e-6)
+    # a single allowed token has probability 1 under the masked, renormalized distribution
+    real = samples.response_mask.bool()
+    assert torch.allclose(samples.logprobs[real], torch.zeros(9), atol=1e-6)
+    assert (samples.unmasked_logprobs[real] < 0).all()
+    assert samples.logprobs[~real].eq(0).all()
 
 
 def test_top_k_filter_keeps_k_best():

@@ -71,6 +71,7 @@ class MaskPolicy:
             config = copy.deepcopy(model.peft_config[self.source])
             config.inference_mode = True
             model.add_adapter(self.ADAPTER, config)
+            model.train(model.training)  # new modules start in training mode: give the snapshot the policy's dropout mode
             self.pairs = self._adapter_pairs()
         else:
             self.copy = copy.deepcopy(model).eval().requires_grad_(False)

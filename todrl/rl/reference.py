@@ -25,8 +25,8 @@ class Reference:
     def log_probs(self, query: Tensor, query_mask: Tensor, response: Tensor, response_mask: Tensor) -> Tensor:
         """log pi_0 of each response token, under the reference's full (unmasked) distribution."""
         if self.copy is not None:
-            logits, _ = score(self.copy, query, query_mask, response, response_mask)
+            logits, _ = score(self.copy, query, query_mask, response, response_mask, with_hidden=False)
         else:
             with self.model.disable_adapter():
-                logits, _ = score(self.model, query, query_mask, response, response_mask)
+                logits, _ = score(self.model, query, query_mask, response, response_mask, with_hidden=False)
         return token_log_probs(logits, response)

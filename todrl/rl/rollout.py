@@ -34,14 +34,18 @@ class StepDecoder:
     """Next-token logits one token at a time, with a KV cache, for seq2seq or causal models.
 
     ``context`` is entered around every forward pass; NLPO uses it to switch
-    the shared base model to the mask policy's adapter.
+    the shared base model to the mask policy's adapter.  With ``keep_hidden``
+    the last layer's state of each step is kept in ``last_hidden`` for the
+    value head.
     """
 
-    def __init__(self, model, query: Tensor, query_mask: Tensor, context: ContextFactory = nullcontext) -> None:
+    def __init__(self, model, query: Tensor, query_mask: Tensor, context: ContextFactory = nullcontext, keep_hidden: bool = False) -> None:
         self.model = model
         self.seq2seq = is_seq2seq(model)
         self.query, self.query_mask = query, query_mask
         self.context = context
+        self.keep_hidden = keep_hidden
+        self.last_hidden: Tensor | None = None
         self.cache = None
         self.encoder_outputs = None
         self.attention_mask = query_mask
@@ -58,18 +62,21 @@ class StepDecoder:
                     start = self.model.config.decoder_start_token_id
                     last_tokens = torch.full((self.query.shape[0],), start, dtype=torch.long, device=self.query.device)
                 out = self.model(
-                    encoder_outputs=self.encoder_outputs, attention_mask=self.query_mask,
-                    decoder_input_ids=last_tokens[:, None], past_key_values=self.cache, use_cache=True,
+                    encoder_outputs=self.encoder_outputs, attention_mask=self.query_mask, decoder_input_ids=last_tokens[:, None],
+                    past_key_values=self.cache, use_cache=True, output_hidden_states=self.keep_hidden,
                 )
             elif last_tokens is None:
-                out = self.model(input_ids=self.query, attention_mask=self.query_mask,
-                                 position_ids=position_ids(self.query_mask), use_cache=True)
+                out = self.model(input_ids=self.query, attention_mask=self.query_mask, position_ids=position_ids(self.query_mask),
+                                 use_cache=True, output_hidden_states=self.keep_hidden)
             else:
                 self.attention_mask = torch.cat([self.attention_mask, torch.ones_like(last_tokens[:, None])], dim=1)
-                out = self.model(input_ids=last_tokens[:, None], attention_mask=self.attention_mask,
-                                 position_ids=self.next_position, past_key_values=self.cache, use_cache=True)
+                out = self.model(input_ids=last_tokens[:, None], attention_mask=self.attention_mask, position_ids=self.next_position,
+                                 past_key_values=self.cache, use_cache=True, output_hidden_states=self.keep_hidden)
                 self.next_position = self.next_position + 1
         self.cache = out.past_key_values
+        if self.keep_hidden:
+            states = out.decoder_hidden_states if self.seq2seq else out.hidden_states
+            self.last_hidden = states[-1][:, -1]
         return out.logits[:, -1].float()
 
 
@@ -87,6 +94,12 @@ class Samples:
     """``[batch, steps]`` sampled ids, ``pad_id`` after each sequence's end."""
     response_mask: Tensor
     """1 on generated tokens, the end-of-sequence token included."""
+    logprobs: Tensor
+    """log-prob of each sampled token under the policy, renormalized over the action mask when there is one."""
+    unmasked_logprobs: Tensor
+    """log-prob under the policy's own distribution (what the KL penalty compares with the reference)."""
+    hidden: Tensor | None
+    """``[batch, steps, hidden]`` last-layer states that chose each token, when the decoder keeps them."""
     action_mask: Tensor | None
     """NLPO only: ``[batch, steps, vocab]`` top-p set of the mask policy at each step."""
 
@@ -105,38 +118,44 @@ def sample(
 
     With a masker the policy samples from its distribution restricted to
     the mask policy's top-p set (NLPO), and the set of each step is returned.
+    Log-probs are those of the full (or masked) distribution, not of its top-k
+    truncation: top-k only steers exploration.
     """
     batch = policy.query.shape[0]
     device = policy.query.device
-    tokens: list[Tensor] = []
-    masks: list[Tensor] = []
+    steps: dict[str, list[Tensor]] = {"tokens": [], "alive": [], "logprobs": [], "unmasked": [], "masks": [], "hidden": []}
     alive = torch.ones(batch, dtype=torch.bool, device=device)
-    alive_steps: list[Tensor] = []
     last = None
     for _ in range(max_new_tokens):
         logits = policy(last)
+        unmasked = torch.log_softmax(logits, dim=-1)
         if masker is not None:
             allowed = masker(last)
             logits = logits.masked_fill(~allowed, float("-inf"))
-            masks.append(allowed)
+            steps["masks"].append(allowed | ~alive[:, None])  # nothing is sampled after the end: keep padding finite
         probs = torch.softmax(top_k_filter(logits, top_k), dim=-1)
         chosen = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
         chosen = torch.where(alive, chosen, torch.full_like(chosen, pad_id))
-        tokens.append(chosen)
-        alive_steps.append(alive.clone())
+        logprobs = torch.log_softmax(logits, dim=-1) if masker is not None else unmasked
+        steps["tokens"].append(chosen)
+        steps["alive"].append(alive.clone())
+        steps["logprobs"].append(logprobs.gather(-1, chosen[:, None]).squeeze(-1).masked_fill(~alive, 0.0))
+        steps["unmasked"].append(unmasked.gather(-1, chosen[:, None]).squeeze(-1).masked_fill(~alive, 0.0))
+        if policy.last_hidden is not None:
+            steps["hidden"].append(policy.last_hidden)
         alive &= chosen != eos_id
         if not alive.any():
             break
         last = chosen
-    response_mask = torch.stack(alive_steps, dim=1).long()
-    action_mask = torch.stack(masks, dim=1) if masks else None
-    if action_mask is not None:
-        # After the end nothing is sampled; allow everything so padded positions stay finite.
-        action_mask |= ~response_mask.bool()[..., None]
-    return Samples(torch.stack(tokens, dim=1), response_mask, action_mask)
+
+    def stacked(name: str) -> Tensor | None:
+        return torch.stack(steps[name], dim=1) if steps[name] else None
+
+    return Samples(stacked("tokens"), stacked("alive").long(), stacked("logprobs"), stacked("unmasked"), stacked("hidden"), stacked("masks"))
 
 
-def score(model, query: Tensor, query_mask: Tensor, response: Tensor, response_mask: Tensor) -> tuple[Tensor, Tensor]:
+def score(model, query: Tensor, query_mask: Tensor, response: Tensor, response_mask: Tensor,
+          with_hidden: bool = True) -> tuple[Tensor, Tensor | None]:
     """Teacher-forced logits ``[batch, steps, vocab]`` and last hidden states ``[batch, steps, hidden]``.
 
     Position t holds what the model computed *before* emitting response token t:
@@ -145,14 +164,14 @@ def score(model, query: Tensor, query_mask: Tensor, response: Tensor, response_m
     if is_seq2seq(model):
         start = torch.full_like(response[:, :1], model.config.decoder_start_token_id)
         decoder_input_ids = torch.cat([start, response[:, :-1]], dim=1)
-        out = model(input_ids=query, attention_mask=query_mask, decoder_input_ids=decoder_input_ids, output_hidden_states=True)
-        return out.logits, out.decoder_hidden_states[-1]
+        out = model(input_ids=query, attention_mask=query_mask, decoder_input_ids=decoder_input_ids, output_hidden_states=with_hidden)
+        return out.logits, out.decoder_hidden_states[-1] if with_hidden else None
     input_ids = torch.cat([query, response], dim=1)
     attention_mask = torch.cat([query_mask, response_mask], dim=1)
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask), output_hidden_states=True)
-    start = query.shape[1] - 1
-    steps = response.shape[1]
-    return out.logits[:, start : start + steps], out.hidden_states[-1][:, start : start + steps]
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
+                output_hidden_states=with_hidden)
+    span = slice(query.shape[1] - 1, query.shape[1] - 1 + response.shape[1])
+    return out.logits[:, span], out.hidden_states[-1][:, span] if with_hidden else None
 
 
 @dataclass

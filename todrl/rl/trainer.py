@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import json
 import math
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -28,16 +29,17 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from rewards import sequence_rewards
 from tqdm.auto import tqdm
 
 from todrl.adapters import AdapterConfig, after_optimizer_step, apply_adapter, orthogonality_loss
 from todrl.checkpoint import load_state, save_checkpoint
 from todrl.config import save_config
-from todrl.data.splits import train_dev
+from todrl.data.records import Dialogue
+from todrl.data.splits import DataConfig
 from todrl.format import Example, build_examples
-from todrl.generation import generate_texts, pad_sources
+from todrl.generation import pad_sources
 from todrl.models import is_seq2seq, load_policy
+from todrl.rl.evaluation import DevEvaluation
 from todrl.rl.kl import kl_controller
 from todrl.rl.nlpo import MaskPolicy
 from todrl.rl.ppo import entropy, explained_variance, gae, masked_mean, masked_whiten, policy_loss, token_log_probs, value_loss
@@ -50,25 +52,15 @@ from todrl.summary import Stopwatch
 
 
 @dataclass
-class RLConfig:
+class RLConfig(DataConfig):
     """PPO/NLPO fine-tuning of an SFT policy with token-level TOD rewards and an adaptive KL penalty."""
 
     model: str = "runs/sft/default"
     """SFT run directory (its best/ checkpoint, else last/), a checkpoint directory, or a hub name."""
-    dataset: str = "multiwoz21"
-    """multiwoz21 | incar | sgd: where the episodes' contexts and gold annotations come from."""
-    data_dir: str | None = None
-    """Corpus location; None = the MultiWOZ 2.1 sample embedded in todrl."""
-    train_split: str = "train"
-    dev_split: str = "val"
-    dev_dialogues: int = 0
-    """As for SFT: dialogues held out when train_split == dev_split, else a cap on the dev split."""
-    services: list[str] | None = None
-    train_fraction: float = 1.0
     max_contexts: int = 0
     """Use only the first N training turns as episodes (0 = all)."""
-    eval_contexts: int = 32
-    """Dev turns generated greedily at each evaluation (0 = all)."""
+    eval_dialogues: int = 8
+    """Dev dialogues generated greedily and scored at each evaluation (0 = all)."""
     output_dir: str = "runs/rl/default"
 
     algo: str = "nlpo"
@@ -189,18 +181,15 @@ def sft_checkpoint(name: str) -> str:
     return name
 
 
-def contexts(cfg: RLConfig) -> tuple[list[Example], list[Example]]:
-    train, dev = train_dev(cfg.dataset, cfg.data_dir, cfg.train_split, cfg.dev_split, cfg.dev_dialogues,
-                           cfg.train_fraction, cfg.services, cfg.seed)
-    train_examples = build_examples(train)
+def contexts(cfg: RLConfig) -> tuple[list[Example], list[Dialogue]]:
+    """Training turns (the episodes) and the dev dialogues evaluated along the way."""
+    train, dev = cfg.load_train_dev(cfg.seed)
+    examples = build_examples(train)
     if cfg.max_contexts:
-        train_examples = train_examples[: cfg.max_contexts]
-    dev_examples = build_examples(dev)
-    if cfg.eval_contexts:
-        dev_examples = dev_examples[: cfg.eval_contexts]
-    if not train_examples:
+        examples = examples[: cfg.max_contexts]
+    if not examples:
         raise ValueError(f"{cfg.dataset} split {cfg.train_split!r}: no training turns to use as episodes")
-    return train_examples, dev_examples
+    return examples, dev[: cfg.eval_dialogues] if cfg.eval_dialogues else dev
 
 
 def build_policy(cfg: RLConfig, out: Path, total_steps: int, accelerator: Accelerator):
@@ -255,23 +244,20 @@ def collect(agent: ActorCritic, reference: Reference, mask_policy: MaskPolicy | 
         masker = None
         if mask_policy is not None:
             masker = mask_policy.masker(query, query_mask, cfg.top_p, keep_ids=[tokenizer.eos_token_id])
-        samples = sample(StepDecoder(policy, query, query_mask), cfg.max_new_tokens, tokenizer.eos_token_id,
-                         tokenizer.pad_token_id, cfg.top_k, masker, generator)
-    response, mask, action_mask = samples.response, samples.response_mask, samples.action_mask
-    with timings("policy"), torch.no_grad():
-        logits, values = agent(query, query_mask, response, mask)
-        logprobs = token_log_probs(logits, response, action_mask)
-        # The KL penalty compares the policy's own distribution with the reference: the mask's renormalization
-        # (a constant -log 0.9 per token at p=0.9) would otherwise count as drift before any update.
-        free_logprobs = logprobs if action_mask is None else token_log_probs(logits, response)
-        del logits
+        decoder = StepDecoder(policy, query, query_mask, keep_hidden=agent.value_model is None)
+        samples = sample(decoder, cfg.max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id, cfg.top_k, masker, generator)
+    response, mask, action_mask, logprobs = samples.response, samples.response_mask, samples.action_mask, samples.logprobs
+    with timings("values"), torch.no_grad():
+        values = agent.values(query, query_mask, response, mask) if samples.hidden is None else agent.value_head(samples.hidden)
     with timings("reward"):
         task, final = task_rewards(tokenizer, response, mask, [gold_of(e) for e in examples],
                                    cfg.reward, cfg.reward_mode, cfg.alpha, cfg.beta)
     with timings("reference"):
         ref_logprobs = reference.log_probs(query, query_mask, response, mask)
     with timings("advantages"):
-        kl = (free_logprobs - ref_logprobs) * mask
+        # The penalty compares the policy's own distribution with the reference: NLPO's renormalization
+        # (a constant -log 0.9 per token at p=0.9) would otherwise count as drift before any update.
+        kl = (samples.unmasked_logprobs - ref_logprobs) * mask
         rewards = (task - beta * kl) * mask
         advantages, returns = gae(rewards, values, mask, cfg.gamma, cfg.lam)
         if cfg.norm_adv:
@@ -367,21 +353,6 @@ def ppo_update(agent, optimizer, rollout: Rollout, cfg: RLConfig, accelerator: A
     return stats
 
 
-# ----------------------------------------------------------------------------- evaluation
-
-
-@torch.no_grad()
-def evaluate(policy, tokenizer, examples: list[Example], cfg: RLConfig) -> dict[str, float]:
-    """Greedy generations on the dev slice, scored with the task reward (tod when training with none)."""
-    if not examples:
-        return {}
-    texts = generate_texts(policy, tokenizer, [e.source for e in examples], batch_size=cfg.batch_size * 4,
-                           max_source_length=cfg.max_source_length, max_new_tokens=cfg.max_new_tokens)
-    reward = "tod" if cfg.reward == "none" else cfg.reward
-    scores = sequence_rewards(texts, [gold_of(e) for e in examples], reward=reward, alpha=cfg.alpha, beta=cfg.beta)
-    return {"eval/task_reward": sum(scores) / len(scores)}
-
-
 # ----------------------------------------------------------------------------- loop
 
 
@@ -394,7 +365,9 @@ def train(cfg: RLConfig) -> dict:
     set_seed(cfg.seed)
     accelerator = Accelerator(log_with="tensorboard", project_dir=str(out))
     processes, rank = accelerator.num_processes, accelerator.process_index
-    train_examples, dev_examples = contexts(cfg)
+    train_examples, dev_dialogues = contexts(cfg)
+    evaluate = DevEvaluation(dev_dialogues, cfg.dataset, cfg.data_dir, cfg.reward, cfg.alpha, cfg.beta,
+                             cfg.max_source_length, cfg.max_new_tokens, cfg.batch_size * 4)
     iterations = math.ceil(cfg.episodes / (cfg.batch_size * processes))
     total_steps = iterations * cfg.ppo_epochs * cfg.minibatches
 
@@ -430,12 +403,13 @@ def train(cfg: RLConfig) -> dict:
         accelerator.wait_for_everyone()
 
     def run_evaluation() -> dict[str, float]:
-        """On the main process; saves best/ when the dev task reward improves."""
+        """On the main process; saves best/ when the selection score (Combined, else dev task reward) improves."""
         state["evaluated_iteration"] = state["iteration"]
-        metrics = evaluate(policy, tokenizer, dev_examples, cfg) if accelerator.is_main_process else {}
-        improved = bool(metrics) and (state["best_eval"] is None or metrics["eval/task_reward"] > state["best_eval"])
+        metrics = evaluate(policy, tokenizer) if accelerator.is_main_process else {}
+        score = DevEvaluation.selection_score(metrics) if metrics else None
+        improved = score is not None and (state["best_eval"] is None or score > state["best_eval"])
         if improved:
-            state.update(best_eval=metrics["eval/task_reward"], best_iteration=state["iteration"])
+            state.update(best_eval=score, best_iteration=state["iteration"])
         if accelerator.reduce(torch.tensor(float(improved), device=accelerator.device), "sum").item() > 0:
             checkpoint("best")
         accelerator.log(metrics, step=state["iteration"])
@@ -444,7 +418,7 @@ def train(cfg: RLConfig) -> dict:
     progress = tqdm(total=iterations, initial=state["iteration"], desc=f"rl {cfg.algo}", disable=not accelerator.is_main_process)
 
     def say(message: str) -> None:
-        progress.write(f"iteration {state['iteration']} (process {rank}): {message}")
+        progress.write(f"iteration {state['iteration'] + 1} (process {rank}): {message}", file=sys.stderr)
 
     total_time = Timings()
     metrics_file = out / "metrics.jsonl"
@@ -481,13 +455,13 @@ def train(cfg: RLConfig) -> dict:
     checkpoint("last")
 
     summary = {**stopwatch.summary(accelerator.unwrap_model(agent)).as_dict(), "iterations": state["iteration"],
-               "episodes": state["iteration"] * cfg.batch_size * processes, "best_eval_task_reward": state["best_eval"],
+               "episodes": state["iteration"] * cfg.batch_size * processes, "best_eval": state["best_eval"],
                "best_iteration": state["best_iteration"], "final_eval": final_eval, "best_checkpoint": str(out / "best"),
                "time_split": dict(total_time.seconds)}
     if accelerator.is_main_process:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         best = "none" if state["best_eval"] is None else f"{state['best_eval']:.4f} at iteration {state['best_iteration']}"
-        accelerator.print(f"best dev task reward {best}; checkpoints in {out}/best and {out}/last")
+        accelerator.print(f"best dev score {best}; checkpoints in {out}/best and {out}/last")
         accelerator.print(stopwatch.summary(accelerator.unwrap_model(agent)).line())
     accelerator.end_training()
     return summary

@@ -55,7 +55,13 @@ class ActorCritic(nn.Module):
 
     def forward(self, query: Tensor, query_mask: Tensor, response: Tensor, response_mask: Tensor) -> tuple[Tensor, Tensor]:
         """Per-token logits ``[batch, steps, vocab]`` and values ``[batch, steps]``."""
-        logits, hidden = score(self.policy, query, query_mask, response, response_mask)
         if self.value_model is not None:
-            _, hidden = score(self.value_model, query, query_mask, response, response_mask)
+            logits, _ = score(self.policy, query, query_mask, response, response_mask, with_hidden=False)
+            return logits, self.values(query, query_mask, response, response_mask)
+        logits, hidden = score(self.policy, query, query_mask, response, response_mask)
         return logits, self.value_head(hidden)
+
+    def values(self, query: Tensor, query_mask: Tensor, response: Tensor, response_mask: Tensor) -> Tensor:
+        """Values alone, from the separate value model when there is one."""
+        _, hidden = score(self.value_model or self.policy, query, query_mask, response, response_mask)
+        return self.value_head(hidden)

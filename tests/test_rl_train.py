@@ -1,0 +1,194 @@
+"""End-to-end runs of the RL loop on a tiny policy: learning, resume, AdaLoRA, the NaN guard, several processes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import todrl.rl.trainer as trainer
+from todrl.adapters import AdapterConfig
+from todrl.batching import Collator, tokenize_examples
+from todrl.data.splits import train_dev
+from todrl.format import build_examples, format_tokens
+from todrl.models import build_tiny, load_policy
+from todrl.rl.__main__ import main
+from todrl.rl.trainer import RLConfig, train
+
+CONTEXTS = 8
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny matrices on a shared 2-core machine run an order of magnitude faster on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def sft_policy(tmp_path_factory) -> Path:
+    """A tiny T5 briefly fitted to the first training turns of the embedded sample: right often, not always."""
+    dialogues, _ = train_dev("multiwoz21", None, "train", "val")
+    examples = build_examples(dialogues)[:CONTEXTS]
+    texts = [t for e in examples for t in (e.source, e.target)]
+    torch.manual_seed(0)
+    model, tokenizer = build_tiny("tiny", texts, format_tokens(texts), vocab_size=300)
+    rows = tokenize_examples(examples, tokenizer, seq2seq=True, max_source_length=64, max_target_length=48)
+    batch = Collator(tokenizer.pad_token_id, seq2seq=True)([rows[i] for i in range(len(rows))])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(20):
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    path = tmp_path_factory.mktemp("sft") / "best"
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path.parent
+
+
+def config(sft_policy: Path, out: Path, **overrides) -> RLConfig:
+    settings = dict(model=str(sft_policy), output_dir=str(out), max_contexts=CONTEXTS, eval_dialogues=2, batch_size=8,
+                    minibatch_size=4, ppo_epochs=2, episodes=16, max_new_tokens=16, max_source_length=64, lr=1e-3,
+                    eval_every=0, save_every=1, algo="ppo")
+    settings.update(overrides)
+    return RLConfig(**settings)
+
+
+def metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def trained_tensors(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return torch.load(checkpoint / "optimizer.pt", weights_only=False)["trainable"]
+
+
+def test_short_run_raises_task_reward_on_fixed_contexts(sft_policy, tmp_path):
+    out = tmp_path / "rl"
+    cfg = config(sft_policy, out, batch_size=16, minibatch_size=8, ppo_epochs=4, episodes=12 * 16, max_new_tokens=32,
+                 kl_target=None, save_every=100)
+    summary = train(cfg)
+    rewards = [m["env/task_reward"] for m in metrics(out)]
+    assert len(rewards) == 12
+    assert sum(rewards[-3:]) / 3 > sum(rewards[:3]) / 3 + 0.05, rewards
+    # every trainable tensor moved, and the checkpoint is an ordinary PEFT directory on the saved SFT base
+    tensors = trained_tensors(out / "last")
+    assert tensors and all(t.abs().sum() > 0 for n, t in tensors.items() if "lora_B" in n or "value_head" in n)
+    policy, _ = load_policy(out / "last")
+    assert policy.peft_config["default"].base_model_name_or_path == str((out / "base").resolve())
+    assert summary["iterations"] == 12 and summary["time_split"]["generation"] > 0
+    for name in ("objective/kl", "objective/kl_coef", "ppo/pg_loss", "ppo/v_loss", "ppo/entropy", "ppo/clipfrac"):
+        assert name in metrics(out)[-1]
+
+
+def stop_after(monkeypatch, updates: int) -> None:
+    """Interrupt the run when PPO is about to update for the (updates + 1)-th time."""
+    calls = []
+    real_update = trainer.ppo_update
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == updates:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real_update(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "ppo_update", interrupted)
+
+
+def test_resume_continues_from_the_same_step(sft_policy, tmp_path, monkeypatch):
+    settings = dict(algo="nlpo", mask_sync_every=2, episodes=3 * 8)
+    straight = tmp_path / "straight"
+    train(config(sft_policy, straight, **settings))
+
+    resumed = tmp_path / "resumed"
+    cfg = config(sft_policy, resumed, **settings)
+    stop_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.undo()
+    assert json.loads((resumed / "last" / "trainer_state.json").read_text())["iteration"] == 2
+    train(dataclasses.replace(cfg, resume=True))
+
+    def without_timings(rows):
+        return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows]
+
+    assert without_timings(metrics(resumed)) == without_timings(metrics(straight))
+    expected, got = trained_tensors(straight / "last"), trained_tensors(resumed / "last")
+    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+@pytest.mark.parametrize("kind", ["adalora", "sucg"])
+def test_adalora_allocates_ranks_and_adds_its_regularizer(sft_policy, tmp_path, kind):
+    out = tmp_path / kind
+    adapter = AdapterConfig(type=kind, init_r=4, target_r=2, tinit=2, tfinal=2, delta_t=2, sucg_repeats=2)
+    train(config(sft_policy, out, adapter=adapter, episodes=3 * 8, save_every=100))
+    assert all(m["ppo/orth_loss"] > 0 for m in metrics(out))
+    pattern = json.loads((out / "last" / "adapter_config.json").read_text())["rank_pattern"]
+    ranks = [sum(kept) for kept in pattern.values()]
+    assert ranks and min(ranks) < 4 and sum(ranks) <= 2 * len(ranks)
+
+
+def test_non_finite_update_is_skipped_and_reported(sft_policy, tmp_path, monkeypatch, capsys):
+    real_gae = trainer.gae
+    monkeypatch.setattr(trainer, "gae", lambda *a, **k: tuple(torch.full_like(t, float("nan")) for t in real_gae(*a, **k)))
+    out = tmp_path / "nan"
+    train(config(sft_policy, out, episodes=8))
+    assert metrics(out)[0]["ppo/skipped_updates"] == 2 * 2
+    assert "non-finite loss" in capsys.readouterr().err
+    tensors = trained_tensors(out / "last")
+    assert all(t.abs().sum() == 0 for n, t in tensors.items() if "lora_B" in n or "value_head" in n)
+
+
+def test_default_run_without_sft_checkpoint_says_what_it_needs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--reward", "tod"])
+    assert "python -m todrl.sft" in str(exit_info.value)
+
+
+def test_settings_that_cannot_work_are_rejected():
+    with pytest.raises(ValueError, match="minibatch_size"):
+        RLConfig(batch_size=4, minibatch_size=8)
+    with pytest.raises(ValueError, match="rank schedule"):
+        RLConfig(target_kl=0.1, adapter=AdapterConfig(type="adalora"))
+    with pytest.raises(ValueError, match="algo"):
+        RLConfig(algo="grpo")
+
+
+@pytest.mark.slow
+def test_two_processes_stay_in_sync(sft_policy, tmp_path):
+    """`accelerate launch` with 2 CPU processes: different episodes per process, identical weights after every update."""
+    out = tmp_path / "ddp"
+    script = tmp_path / "spy.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, torch
+        import todrl.rl.trainer as trainer
+        real_update = trainer.ppo_update
+        def spy(agent, *args, **kwargs):
+            stats = real_update(agent, *args, **kwargs)
+            total = sum(p.detach().double().sum().item() for p in agent.parameters() if p.requires_grad)
+            with open(os.path.join({str(tmp_path)!r}, "rank" + os.environ["RANK"]), "a") as handle:
+                handle.write(repr(total) + "\\n")
+            return stats
+        trainer.ppo_update = spy
+        trainer.train(trainer.RLConfig(model={str(sft_policy)!r}, output_dir={str(out)!r}, max_contexts=8, eval_dialogues=1,
+                                       batch_size=4, minibatch_size=2, ppo_epochs=2, episodes=16, max_new_tokens=12,
+                                       max_source_length=64, save_every=100))
+    """))
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", str(script)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (tmp_path / "rank0").read_text().split(), (tmp_path / "rank1").read_text().split()
+    assert len(rank0) == 2 and rank0 == rank1 and rank0[0] != rank0[1]
+    assert json.loads((out / "summary.json").read_text())["episodes"] == 16

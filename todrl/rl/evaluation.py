@@ -1,0 +1,66 @@
+"""Periodic evaluation during RL: greedy generations on dev dialogues, scored by the corpus evaluator and the task reward.
+
+Whole dialogues are generated (every turn conditioned on the gold previous
+turn, as in training) because Inform and Success are dialogue-level.  The
+checkpoint kept as best/ is the one with the highest Combined score where the
+corpus has one (MultiWOZ, In-Car), else the highest dev task reward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from rewards import parse_target, sequence_rewards
+
+from todrl.data.db import MultiWozDB
+from todrl.data.records import Dialogue
+from todrl.evaluate import DstEvaluator, InCarEvaluator, PredictedTurn, StandardEvaluator
+from todrl.evaluate.dst import multiwoz_spelling, slot_inventory, text_spelling
+from todrl.format import build_examples
+from todrl.generation import generate_texts
+from todrl.rl.task_reward import gold_of
+
+
+class DevEvaluation:
+    def __init__(self, dialogues: Sequence[Dialogue], dataset: str, data_dir: str | None, reward: str, alpha: float,
+                 beta: float, max_source_length: int, max_new_tokens: int, batch_size: int) -> None:
+        self.dialogues = list(dialogues)
+        self.examples = build_examples(self.dialogues)
+        self.golds = [gold_of(e) for e in self.examples]
+        self.reward = "tod" if reward == "none" else reward
+        self.alpha, self.beta = alpha, beta
+        self.generation = dict(max_source_length=max_source_length, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        self.slots = None if dataset == "multiwoz21" else {d: sorted(s) for d, s in slot_inventory(self.dialogues).items()}
+        self.state_tracking = DstEvaluator(self.dialogues, multiwoz_spelling if dataset == "multiwoz21" else text_spelling)
+        self.corpus = None
+        if dataset == "multiwoz21":
+            from todrl.data.multiwoz import SAMPLE_PATH
+
+            self.corpus = StandardEvaluator(self.dialogues, MultiWozDB(Path(data_dir or SAMPLE_PATH) / "db"))
+        elif dataset == "incar":
+            self.corpus = InCarEvaluator(self.dialogues)
+
+    def __call__(self, policy, tokenizer) -> dict[str, float]:
+        if not self.examples:
+            return {}
+        texts = generate_texts(policy, tokenizer, [e.source for e in self.examples], **self.generation)
+        rewards = sequence_rewards(texts, self.golds, reward=self.reward, alpha=self.alpha, beta=self.beta)
+        metrics = {"eval/task_reward": sum(rewards) / len(rewards)}
+        predictions: dict[str, list[PredictedTurn]] = {d.id: [] for d in self.dialogues}
+        for example, text in zip(self.examples, texts):
+            target = parse_target(text, self.slots)
+            predictions[example.dialogue_id].append(PredictedTurn(response=target.response, state=target.belief_state))
+        metrics["eval/jga"] = self.state_tracking.evaluate(predictions, "<rl dev>").joint_goal_accuracy
+        if isinstance(self.corpus, StandardEvaluator):
+            result = self.corpus.evaluate(predictions, "<rl dev>", lexical=False)
+            metrics.update({"eval/inform": result.inform.get("total"), "eval/success": result.success.get("total"),
+                            "eval/bleu": result.bleu, "eval/combined": result.combined})
+        elif self.corpus is not None:
+            result = self.corpus.evaluate(predictions, "<rl dev>").as_dict()
+            metrics.update({f"eval/{k}": result[k] for k in ("match", "success_f1", "bleu", "combined")})
+        return {name: value for name, value in metrics.items() if value is not None}
+
+    @staticmethod
+    def selection_score(metrics: dict[str, float]) -> float:
+        return metrics.get("eval/combined", metrics["eval/task_reward"])
