@@ -116,7 +116,7 @@ def build_initial_model(cfg: BenchConfig, dialogues: list[Dialogue], out: Path) 
     return out
 
 
-def test_dialogues(cfg: BenchConfig) -> list[Dialogue]:
+def scored_dialogues(cfg: BenchConfig) -> list[Dialogue]:
     """The first `test_dialogues` single-service test dialogues of each target service."""
     dialogues = load_dialogues("sgd", sgd_dir(cfg), "test", cfg.target_services)
     chosen = []
@@ -137,9 +137,8 @@ def score_dst(checkpoint: Path, dialogues: list[Dialogue]) -> tuple[dict, int]:
     predictions: dict[str, list[PredictedTurn]] = {d.id: [] for d in dialogues}
     for example, text in zip(examples, texts):
         predictions[example.dialogue_id].append(PredictedTurn(response="", state=parse_target(text, slots).belief_state))
-    names = [n for n, _ in model.named_parameters()]
-    adapted = any("lora_" in n for n in names)
-    kept = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n or not adapted)
+    adapter = {n: p.numel() for n, p in model.named_parameters() if "lora_" in n}
+    kept = sum(adapter.values()) if adapter else sum(p.numel() for p in model.parameters())
     return DstEvaluator(dialogues).evaluate(predictions, checkpoint).as_dict(), kept
 
 
@@ -203,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     run_sft(base_cfg, out / "base.log")
     base = out / "base" / "best"
 
-    tests = test_dialogues(cfg)
+    tests = scored_dialogues(cfg)
     rows = []
     for method in cfg.methods:
         print(f"[{time.perf_counter() - started:.0f} s] {method} on {', '.join(cfg.target_services)}", flush=True)
@@ -222,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     per_step = time_steps(cfg, base, targets)
 
     report = [table(rows), "",
-              f"Per-service JGA: " + "; ".join(f"{r['method']} " + ", ".join(f"{s} {v:.1f}" for s, v in r["per_service"].items())
+              "Per-service JGA: " + "; ".join(f"{r['method']} " + ", ".join(f"{s} {v:.1f}" for s, v in r["per_service"].items())
                                                 for r in rows),
               "", f"Seconds per training step over {cfg.timing_steps} interleaved steps: "
               + ", ".join(f"{name} {value:.3f}" for name, value in per_step.items())

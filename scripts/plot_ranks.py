@@ -62,16 +62,18 @@ def plot_ranks(ranks: dict[str, int], out: Path, title: str) -> None:
     for cell, rank in cells.items():
         grid[modules.index(cell.module)][columns.index((cell.stack != "encoder", cell.stack, cell.layer))] = rank
 
-    figure, axes = plt.subplots(figsize=(1.2 + 0.5 * len(columns), 1.0 + 0.35 * len(modules)))
-    image = axes.imshow(grid, cmap="viridis", aspect="auto", vmin=0)
+    highest = max(ranks.values()) or 1
+    figure, axes = plt.subplots(figsize=(max(4.5, 2.5 + 0.45 * len(columns)), 1.2 + 0.35 * len(modules)))
+    image = axes.imshow(grid, cmap="viridis", aspect="auto", vmin=0, vmax=highest)
     for row, values in enumerate(grid):
         for column, rank in enumerate(values):
             if rank == rank:  # not NaN: this module exists in this layer
-                axes.text(column, row, str(int(rank)), ha="center", va="center", color="white", fontsize=7)
-    axes.set_xticks(range(len(columns)), [f"{stack[:3]} {layer}".strip() for _, stack, layer in columns])
-    axes.set_yticks(range(len(modules)), modules)
+                shade = "black" if rank > 0.6 * highest else "white"
+                axes.text(column, row, str(int(rank)), ha="center", va="center", color=shade, fontsize=7)
+    axes.set_xticks(range(len(columns)), [f"{stack[:3]}\n{layer}".strip() for _, stack, layer in columns], fontsize=8)
+    axes.set_yticks(range(len(modules)), modules, fontsize=8)
     axes.set_xlabel("layer")
-    axes.set_title(title)
+    axes.set_title(title, fontsize=9)
     figure.colorbar(image, ax=axes, label="rank")
     figure.tight_layout()
     figure.savefig(out, dpi=150)
@@ -85,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     ranks = load_ranks(args.checkpoint)
     mean = sum(ranks.values()) / len(ranks)
-    plot_ranks(ranks, args.out, f"{args.checkpoint.name}: final ranks (mean {mean:.2f})")
+    name = "/".join(args.checkpoint.resolve().parts[-2:])
+    plot_ranks(ranks, args.out, f"{name}: ranks (mean {mean:.2f})")
     print(f"wrote {args.out} ({len(ranks)} modules, mean rank {mean:.2f})")
 
 

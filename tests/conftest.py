@@ -24,3 +24,11 @@ def require_data(*relative: str) -> Path:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return require_data()
+
+
+@pytest.fixture
+def fresh_accelerator_state():
+    """accelerate keeps one process-wide state: a test that runs a training loop starts from none, whatever ran before."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)

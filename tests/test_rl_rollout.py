@@ -12,11 +12,13 @@ from todrl.models import build_tiny
 from todrl.rl.ppo import token_log_probs
 from todrl.rl.rollout import StepDecoder, sample, score, top_k_filter
 from todrl.rl.task_reward import response_pieces, task_rewards
+from test_rl_train import one_thread  # noqa: F401  (autouse: tiny models run on one torch thread)
 
 MARKERS = ["<sos_b>", "<eos_b>", "<sos_a>", "<eos_a>", "<sos_r>", "<eos_r>", "[hotel]", "[taxi]", "[inform]", "[value_phone]"]
-TARGET = "<sos_b> [hotel] area east stars 4 [taxi] leave 17:15 <eos_b> <sos_a> [hotel] [inform] phone <eos_a> <sos_r> the phone is [value_phone] . <eos_r>"
+TARGET = ("<sos_b> [hotel] area east stars 4 [taxi] leave 17:15 <eos_b> <sos_a> [hotel] [inform] phone <eos_a> "
+          "<sos_r> the phone is [value_phone] . <eos_r>")
 GOLD = Gold({"hotel": {"area": "east", "stars": "4"}, "taxi": {"leave": "17:15"}}, {"hotel": ["phone"]})
-TEXTS = [TARGET, "i need a hotel in the east with 4 stars", "book a taxi to leave at 17:15 please", "what is the phone number ?"] * 10
+TEXTS = [TARGET, "i need a hotel in the east with 4 stars", "book a taxi to leave at 17:15 please", "what is the phone ?"] * 10
 SOURCES = ["i need a hotel in the east", "a taxi please at 17:15 with 4 stars"]
 
 
@@ -37,7 +39,8 @@ def test_step_decoder_matches_teacher_forced_scores_with_padding(tiny):
     query, query_mask = queries(tokenizer, left=not model.config.is_encoder_decoder)
     assert (query_mask == 0).any(), "the test needs a padded batch"
     decoder = StepDecoder(model, query, query_mask, keep_hidden=True)
-    samples = sample(decoder, 10, tokenizer.eos_token_id, tokenizer.pad_token_id, top_k=3, generator=torch.Generator().manual_seed(0))
+    samples = sample(decoder, 10, tokenizer.eos_token_id, tokenizer.pad_token_id, top_k=3,
+                     generator=torch.Generator().manual_seed(0))
     replay = StepDecoder(model, query, query_mask)
     steps, last = [], None
     for t in range(samples.response.shape[1]):

@@ -56,6 +56,18 @@ def sft_policy(tmp_path_factory) -> Path:
     return path.parent
 
 
+@pytest.fixture(scope="module")
+def causal_policy(tmp_path_factory) -> Path:
+    """An untrained tiny Llama: enough to drive the causal code paths end to end."""
+    dialogues, _ = train_dev("multiwoz21", None, "train", "val")
+    texts = [t for e in build_examples(dialogues)[:CONTEXTS] for t in (e.source, e.target)]
+    model, tokenizer = build_tiny("tiny-llama", texts, format_tokens(texts), vocab_size=300)
+    path = tmp_path_factory.mktemp("causal")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 def config(sft_policy: Path, out: Path, **overrides) -> RLConfig:
     settings = dict(model=str(sft_policy), output_dir=str(out), max_contexts=CONTEXTS, eval_dialogues=2, batch_size=8,
                     minibatch_size=4, ppo_epochs=2, episodes=16, max_new_tokens=16, max_source_length=64, lr=1e-3,
@@ -135,6 +147,25 @@ def test_adalora_allocates_ranks_and_adds_its_regularizer(sft_policy, tmp_path, 
     pattern = json.loads((out / "last" / "adapter_config.json").read_text())["rank_pattern"]
     ranks = [sum(kept) for kept in pattern.values()]
     assert ranks and min(ranks) < 4 and sum(ranks) <= 2 * len(ranks)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "nlpo"])
+def test_causal_policy_trains_with_either_algorithm(causal_policy, tmp_path, algo):
+    out = tmp_path / algo
+    train(config(causal_policy, out, algo=algo, episodes=8, max_new_tokens=8))
+    row = metrics(out)[0]
+    assert row["ppo/skipped_updates"] == 0 and row["env/response_length"] > 0
+    assert any(t.abs().sum() > 0 for n, t in trained_tensors(out / "last").items() if "lora_B" in n)
+    assert ("nlpo/mask_size" in row) == (algo == "nlpo")
+
+
+def test_separate_value_model_trains_its_own_weights(sft_policy, tmp_path):
+    out = tmp_path / "critic"
+    summary = train(config(sft_policy, out, value_model="separate", episodes=8))
+    tensors = trained_tensors(out / "last")
+    critic = {n: t for n, t in tensors.items() if n.startswith("value_model.") and "lora_B" in n}
+    assert critic and all(t.abs().sum() > 0 for t in critic.values())
+    assert summary["held_weight_ratio"] > 1.9  # the price of a second model
 
 
 def test_non_finite_update_is_skipped_and_reported(sft_policy, tmp_path, monkeypatch, capsys):

@@ -13,6 +13,8 @@ from todrl.sft import SFTConfig, train
 
 QUICK = dict(epochs=1, batch_size=8, vocab_size=600)
 
+pytestmark = pytest.mark.usefixtures("fresh_accelerator_state")
+
 
 def test_default_run_writes_loadable_checkpoints(tmp_path):
     summary = train(SFTConfig(output_dir=str(tmp_path), max_steps=6, **QUICK))

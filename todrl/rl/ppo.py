@@ -43,7 +43,8 @@ def gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float, lam: float)
     padded positions get 0 advantage and 0 return.
     """
     if rewards.shape != values.shape or rewards.shape != mask.shape:
-        raise ValueError(f"gae: rewards {tuple(rewards.shape)}, values {tuple(values.shape)} and mask {tuple(mask.shape)} must match")
+        shapes = ", ".join(f"{name} {tuple(t.shape)}" for name, t in (("rewards", rewards), ("values", values), ("mask", mask)))
+        raise ValueError(f"gae: {shapes} must match")
     mask = mask.to(values.dtype)
     rewards = rewards * mask
     values = values * mask

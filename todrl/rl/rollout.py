@@ -39,7 +39,8 @@ class StepDecoder:
     value head.
     """
 
-    def __init__(self, model, query: Tensor, query_mask: Tensor, context: ContextFactory = nullcontext, keep_hidden: bool = False) -> None:
+    def __init__(self, model, query: Tensor, query_mask: Tensor, context: ContextFactory = nullcontext,
+                 keep_hidden: bool = False) -> None:
         self.model = model
         self.seq2seq = is_seq2seq(model)
         self.query, self.query_mask = query, query_mask
@@ -70,8 +71,9 @@ class StepDecoder:
                                  use_cache=True, output_hidden_states=self.keep_hidden)
             else:
                 self.attention_mask = torch.cat([self.attention_mask, torch.ones_like(last_tokens[:, None])], dim=1)
-                out = self.model(input_ids=last_tokens[:, None], attention_mask=self.attention_mask, position_ids=self.next_position,
-                                 past_key_values=self.cache, use_cache=True, output_hidden_states=self.keep_hidden)
+                out = self.model(input_ids=last_tokens[:, None], attention_mask=self.attention_mask,
+                                 position_ids=self.next_position, past_key_values=self.cache, use_cache=True,
+                                 output_hidden_states=self.keep_hidden)
                 self.next_position = self.next_position + 1
         self.cache = out.past_key_values
         if self.keep_hidden:
@@ -151,7 +153,8 @@ def sample(
     def stacked(name: str) -> Tensor | None:
         return torch.stack(steps[name], dim=1) if steps[name] else None
 
-    return Samples(stacked("tokens"), stacked("alive").long(), stacked("logprobs"), stacked("unmasked"), stacked("hidden"), stacked("masks"))
+    return Samples(stacked("tokens"), stacked("alive").long(), stacked("logprobs"), stacked("unmasked"), stacked("hidden"),
+                   stacked("masks"))
 
 
 def score(model, query: Tensor, query_mask: Tensor, response: Tensor, response_mask: Tensor,
@@ -164,7 +167,8 @@ def score(model, query: Tensor, query_mask: Tensor, response: Tensor, response_m
     if is_seq2seq(model):
         start = torch.full_like(response[:, :1], model.config.decoder_start_token_id)
         decoder_input_ids = torch.cat([start, response[:, :-1]], dim=1)
-        out = model(input_ids=query, attention_mask=query_mask, decoder_input_ids=decoder_input_ids, output_hidden_states=with_hidden)
+        out = model(input_ids=query, attention_mask=query_mask, decoder_input_ids=decoder_input_ids,
+                    output_hidden_states=with_hidden)
         return out.logits, out.decoder_hidden_states[-1] if with_hidden else None
     input_ids = torch.cat([query, response], dim=1)
     attention_mask = torch.cat([query_mask, response_mask], dim=1)
@@ -176,18 +180,15 @@ def score(model, query: Tensor, query_mask: Tensor, response: Tensor, response_m
 
 @dataclass
 class Rollout:
-    """Everything one PPO update needs about a batch of episodes; all ``[batch, steps]`` unless noted."""
+    """What one PPO update needs about a batch of episodes; all ``[batch, steps]`` unless noted."""
 
     query: Tensor
     query_mask: Tensor
     response: Tensor
     response_mask: Tensor
     logprobs: Tensor
-    ref_logprobs: Tensor
+    """log-probs of the sampled tokens under the rollout policy (masked and renormalized with NLPO)."""
     values: Tensor
-    task_rewards: Tensor
-    rewards: Tensor
-    """Task reward minus beta times the per-token KL to the reference."""
     advantages: Tensor
     returns: Tensor
     action_mask: Tensor | None = None
@@ -195,4 +196,5 @@ class Rollout:
 
     def select(self, index: Tensor) -> Rollout:
         """The episodes at ``index`` (a minibatch)."""
-        return Rollout(**{f.name: (None if getattr(self, f.name) is None else getattr(self, f.name)[index]) for f in fields(self)})
+        picked = {f.name: getattr(self, f.name) for f in fields(self)}
+        return Rollout(**{name: None if value is None else value[index] for name, value in picked.items()})

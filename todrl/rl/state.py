@@ -30,8 +30,8 @@ def load_trainable_state(module: nn.Module, saved: dict[str, torch.Tensor], wher
     params = {name: p for name, p in module.named_parameters() if p.requires_grad}
     if set(params) != set(saved):
         missing, unexpected = sorted(set(params) - set(saved)), sorted(set(saved) - set(params))
-        raise ValueError(f"{where}: trainable tensors differ from this run's (missing {missing[:3]}, unexpected {unexpected[:3]}); "
-                         "resume with the same model and adapter settings")
+        raise ValueError(f"{where}: trainable tensors differ from this run's (missing {missing[:3]}, unexpected "
+                         f"{unexpected[:3]}); resume with the same model and adapter settings")
     for name, param in params.items():
         param.copy_(saved[name])
 

@@ -7,14 +7,13 @@ policy (Eq. 5), with beta adapted after each batch (Eq. 6-7).  The loop reads
 top to bottom: setup, then per iteration rollout -> advantages -> PPO epochs
 -> KL controller -> mask re-sync -> logging, evaluation and checkpoints.
 
-Every model pass runs in eval mode (no dropout), so the log-probs stored with
-a rollout are exactly what the first PPO epoch recomputes.
+Every model pass runs in eval mode (no dropout), so the log-probs and values
+kept while sampling agree, up to float rounding, with what the first PPO
+epoch recomputes: the first ratios are 1.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import json
 import math
 import sys
@@ -23,7 +22,6 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -31,14 +29,14 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from todrl.adapters import AdapterConfig, after_optimizer_step, apply_adapter, orthogonality_loss
-from todrl.checkpoint import load_state, save_checkpoint
+from todrl.adapters import AdapterConfig, after_optimizer_step, orthogonality_loss
+from todrl.checkpoint import load_state
 from todrl.config import save_config
-from todrl.data.records import Dialogue
 from todrl.data.splits import DataConfig
-from todrl.format import Example, build_examples
+from todrl.format import Example
 from todrl.generation import pad_sources
-from todrl.models import is_seq2seq, load_policy
+from todrl.models import is_seq2seq
+from todrl.rl.build import DEFAULT_SFT, assemble, build_policy, contexts, episode_indices
 from todrl.rl.evaluation import DevEvaluation
 from todrl.rl.kl import kl_controller
 from todrl.rl.nlpo import MaskPolicy
@@ -47,7 +45,7 @@ from todrl.rl.reference import Reference
 from todrl.rl.rollout import Rollout, StepDecoder, sample
 from todrl.rl.state import allocator_state, load_allocator_state, load_trainable_state, save_rl_checkpoint, trainable_state
 from todrl.rl.task_reward import MODES, REWARDS, gold_of, task_rewards
-from todrl.rl.value import ActorCritic, ValueHead, hidden_size_of
+from todrl.rl.value import ActorCritic
 from todrl.summary import Stopwatch
 
 
@@ -55,7 +53,7 @@ from todrl.summary import Stopwatch
 class RLConfig(DataConfig):
     """PPO/NLPO fine-tuning of an SFT policy with token-level TOD rewards and an adaptive KL penalty."""
 
-    model: str = "runs/sft/default"
+    model: str = DEFAULT_SFT
     """SFT run directory (its best/ checkpoint, else last/), a checkpoint directory, or a hub name."""
     max_contexts: int = 0
     """Use only the first N training turns as episodes (0 = all)."""
@@ -164,72 +162,6 @@ class Timings:
             self.seconds[phase] += time.perf_counter() - start
 
 
-# ----------------------------------------------------------------------------- setup
-
-
-def sft_checkpoint(name: str) -> str:
-    """The checkpoint to start from: an SFT run directory resolves to its best/, else its last/."""
-    path = Path(name)
-    for child in ("best", "last"):
-        if (path / child).is_dir():
-            return str(path / child)
-    if not path.exists() and name == RLConfig.model:
-        raise FileNotFoundError(
-            f"no SFT checkpoint at {name}: RL starts from a supervised policy. Run `python -m todrl.sft` first "
-            "(it writes runs/sft/default), or pass --model PATH to an SFT run or checkpoint directory"
-        )
-    return name
-
-
-def contexts(cfg: RLConfig) -> tuple[list[Example], list[Dialogue]]:
-    """Training turns (the episodes) and the dev dialogues evaluated along the way."""
-    train, dev = cfg.load_train_dev(cfg.seed)
-    examples = build_examples(train)
-    if cfg.max_contexts:
-        examples = examples[: cfg.max_contexts]
-    if not examples:
-        raise ValueError(f"{cfg.dataset} split {cfg.train_split!r}: no training turns to use as episodes")
-    return examples, dev[: cfg.eval_dialogues] if cfg.eval_dialogues else dev
-
-
-def build_policy(cfg: RLConfig, out: Path, total_steps: int, accelerator: Accelerator):
-    """The SFT policy with a fresh adapter; its starting weights are also the KL reference.
-
-    An SFT adapter is merged into its base first, so that switching the RL
-    adapter off yields the SFT policy (not the pre-SFT base).  Adapter runs
-    save that starting model once to `out/base`, which the adapter
-    checkpoints name as their base.
-    """
-    base_dir = out / "base"
-    if cfg.resume and cfg.adapter.type != "full":
-        model, tokenizer = load_policy(base_dir)
-    else:
-        model, tokenizer = load_policy(sft_checkpoint(cfg.model))
-        if hasattr(model, "merge_and_unload"):
-            model = model.merge_and_unload()
-        if cfg.adapter.type != "full" and accelerator.is_main_process:
-            save_checkpoint(base_dir, model, tokenizer, {"role": "starting policy (SFT) of the RL adapter checkpoints"})
-    value_model = None
-    if cfg.value_model == "separate":
-        critic_adapter = cfg.adapter if cfg.adapter.type in ("full", "lora") else dataclasses.replace(cfg.adapter, type="lora")
-        value_model = apply_adapter(copy.deepcopy(model), critic_adapter, total_steps)
-    policy = apply_adapter(model, cfg.adapter, total_steps)
-    for peft_config in getattr(policy, "peft_config", {}).values():
-        peft_config.base_model_name_or_path = str(base_dir.resolve())
-    return policy, tokenizer, value_model
-
-
-@lru_cache(maxsize=4)
-def _order(size: int, seed: int, epoch: int) -> list[int]:
-    return torch.randperm(size, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
-
-
-def episode_indices(iteration: int, size: int, per_process: int, processes: int, rank: int, seed: int) -> list[int]:
-    """Which training turns this process rolls out at `iteration`: a fresh seeded shuffle per pass over the data."""
-    start = (iteration * processes + rank) * per_process
-    return [_order(size, seed, k // size)[k % size] for k in range(start, start + per_process)]
-
-
 # ----------------------------------------------------------------------------- rollout
 
 
@@ -245,7 +177,8 @@ def collect(agent: ActorCritic, reference: Reference, mask_policy: MaskPolicy | 
         if mask_policy is not None:
             masker = mask_policy.masker(query, query_mask, cfg.top_p, keep_ids=[tokenizer.eos_token_id])
         decoder = StepDecoder(policy, query, query_mask, keep_hidden=agent.value_model is None)
-        samples = sample(decoder, cfg.max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id, cfg.top_k, masker, generator)
+        samples = sample(decoder, cfg.max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id, cfg.top_k, masker,
+                         generator)
     response, mask, action_mask, logprobs = samples.response, samples.response_mask, samples.action_mask, samples.logprobs
     with timings("values"), torch.no_grad():
         values = agent.values(query, query_mask, response, mask) if samples.hidden is None else agent.value_head(samples.hidden)
@@ -262,7 +195,7 @@ def collect(agent: ActorCritic, reference: Reference, mask_policy: MaskPolicy | 
         advantages, returns = gae(rewards, values, mask, cfg.gamma, cfg.lam)
         if cfg.norm_adv:
             advantages = masked_whiten(advantages, mask)
-    rollout = Rollout(query, query_mask, response, mask, logprobs, ref_logprobs, values, task, rewards, advantages, returns, action_mask)
+    rollout = Rollout(query, query_mask, response, mask, logprobs, values, advantages, returns, action_mask)
     stats = {
         "env/task_reward": final.mean().item(),
         "env/shaped_return": rewards.sum(-1).mean().item(),
@@ -295,7 +228,8 @@ def ppo_losses(agent, policy, batch: Rollout, cfg: RLConfig) -> Losses:
     logprobs = token_log_probs(logits, batch.response, batch.action_mask)
     pg = policy_loss(logprobs, batch.logprobs, batch.advantages, batch.response_mask, cfg.clip_range)
     v_loss = value_loss(values, batch.values, batch.returns, batch.response_mask, cfg.clip_range_vf)
-    ent = entropy(logits, batch.response_mask, batch.action_mask)
+    with torch.set_grad_enabled(cfg.ent_coef > 0 and torch.is_grad_enabled()):  # logged only, unless it is in the loss
+        ent = entropy(logits, batch.response_mask, batch.action_mask)
     orth = orthogonality_loss(policy)
     loss = pg.pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * ent + orth
     return Losses(loss, pg.pg_loss, v_loss, ent, orth, pg.clipfrac, pg.approx_kl)
@@ -372,9 +306,8 @@ def train(cfg: RLConfig) -> dict:
     total_steps = iterations * cfg.ppo_epochs * cfg.minibatches
 
     policy, tokenizer, value_model = build_policy(cfg, out, total_steps, accelerator)
-    reference = Reference(policy)
-    mask_policy = MaskPolicy(policy) if cfg.algo == "nlpo" else None
-    agent = ActorCritic(policy, ValueHead(hidden_size_of(policy.config)), value_model).to(accelerator.device).eval()
+    models = assemble(policy, value_model, cfg.algo, accelerator.device)
+    agent, reference, mask_policy = models.agent, models.reference, models.mask_policy
     optimizer = torch.optim.AdamW([p for p in agent.parameters() if p.requires_grad], lr=cfg.lr, eps=1e-5)
     kl_ctl = kl_controller(cfg.kl_coef, cfg.kl_target, cfg.kl_rate)
     state = {"iteration": 0, "best_eval": None, "best_iteration": None}
@@ -389,9 +322,13 @@ def train(cfg: RLConfig) -> dict:
         accelerator.print(f"resuming from {out / 'last'} at iteration {state['iteration']}")
     agent, optimizer = accelerator.prepare(agent, optimizer)
     accelerator.init_trackers("rl", config={k: str(v) for k, v in asdict(cfg).items()})
+    metrics_file = out / "metrics.jsonl"
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
+        if cfg.resume and metrics_file.is_file():  # drop iterations logged after the checkpoint, which are about to rerun
+            kept = [line for line in metrics_file.read_text().splitlines() if json.loads(line)["iteration"] <= state["iteration"]]
+            metrics_file.write_text("".join(line + "\n" for line in kept))
 
     def checkpoint(name: str) -> None:
         """Written by the main process; every process calls it, and waits for it."""
@@ -404,8 +341,8 @@ def train(cfg: RLConfig) -> dict:
 
     def run_evaluation() -> dict[str, float]:
         """On the main process; saves best/ when the selection score (Combined, else dev task reward) improves."""
-        state["evaluated_iteration"] = state["iteration"]
         metrics = evaluate(policy, tokenizer) if accelerator.is_main_process else {}
+        state.update(evaluated_iteration=state["iteration"], last_eval=metrics)
         score = DevEvaluation.selection_score(metrics) if metrics else None
         improved = score is not None and (state["best_eval"] is None or score > state["best_eval"])
         if improved:
@@ -421,16 +358,18 @@ def train(cfg: RLConfig) -> dict:
         progress.write(f"iteration {state['iteration'] + 1} (process {rank}): {message}", file=sys.stderr)
 
     total_time = Timings()
-    metrics_file = out / "metrics.jsonl"
     for iteration in range(state["iteration"], iterations):
         timings = Timings()
-        generator = torch.Generator(device=accelerator.device).manual_seed(cfg.seed * 100_003 + iteration * processes + rank)
+        # Seeded per iteration and process, so a resumed run samples and shuffles exactly as an uninterrupted one.
+        seed = cfg.seed * 100_003 + iteration * processes + rank
+        sampling = torch.Generator(device=accelerator.device).manual_seed(seed)
         chosen = episode_indices(iteration, len(train_examples), cfg.batch_size, processes, rank, cfg.seed)
         rollout, stats = collect(accelerator.unwrap_model(agent), reference, mask_policy, tokenizer,
-                                 [train_examples[i] for i in chosen], cfg, kl_ctl.beta, generator, timings)
+                                 [train_examples[i] for i in chosen], cfg, kl_ctl.beta, sampling, timings)
         with timings("update"):
             first_slot = iteration * cfg.ppo_epochs * cfg.minibatches
-            stats.update(ppo_update(agent, optimizer, rollout, cfg, accelerator, first_slot, generator, say))
+            shuffling = torch.Generator().manual_seed(seed)
+            stats.update(ppo_update(agent, optimizer, rollout, cfg, accelerator, first_slot, shuffling, say))
         names = sorted(stats)
         reduced = accelerator.reduce(torch.tensor([stats[k] for k in names], device=accelerator.device), "mean")
         stats = dict(zip(names, reduced.tolist()))
@@ -442,8 +381,9 @@ def train(cfg: RLConfig) -> dict:
         total_time.add(timings)
         accelerator.log(stats, step=state["iteration"])
         progress.update(1)
-        progress.set_postfix(reward=f"{stats['env/task_reward']:.3f}", kl=f"{stats['objective/kl']:.3f}", beta=f"{kl_ctl.beta:.4f}")
-        if cfg.eval_every and state["iteration"] % cfg.eval_every == 0:
+        progress.set_postfix(reward=f"{stats['env/task_reward']:.3f}", kl=f"{stats['objective/kl']:.3f}",
+                             beta=f"{kl_ctl.beta:.4f}")
+        if (cfg.eval_every and state["iteration"] % cfg.eval_every == 0) or state["iteration"] == iterations:
             stats.update(run_evaluation())
         if accelerator.is_main_process:
             with metrics_file.open("a") as handle:
@@ -451,17 +391,20 @@ def train(cfg: RLConfig) -> dict:
         if state["iteration"] % cfg.save_every == 0 and state["iteration"] < iterations:
             checkpoint("last")
     progress.close()
-    final_eval = run_evaluation() if state.get("evaluated_iteration") != state["iteration"] else {}
+    if state.get("evaluated_iteration") != state["iteration"]:
+        run_evaluation()
     checkpoint("last")
 
     summary = {**stopwatch.summary(accelerator.unwrap_model(agent)).as_dict(), "iterations": state["iteration"],
                "episodes": state["iteration"] * cfg.batch_size * processes, "best_eval": state["best_eval"],
-               "best_iteration": state["best_iteration"], "final_eval": final_eval, "best_checkpoint": str(out / "best"),
-               "time_split": dict(total_time.seconds)}
+               "best_iteration": state["best_iteration"], "final_eval": state["last_eval"], "best_checkpoint": str(out / "best"),
+               "time_split": dict(total_time.seconds), "policy_weight_bytes": models.policy_bytes,
+               "held_weight_bytes": models.held_bytes, "held_weight_ratio": models.held_bytes / models.policy_bytes}
     if accelerator.is_main_process:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         best = "none" if state["best_eval"] is None else f"{state['best_eval']:.4f} at iteration {state['best_iteration']}"
         accelerator.print(f"best dev score {best}; checkpoints in {out}/best and {out}/last")
         accelerator.print(stopwatch.summary(accelerator.unwrap_model(agent)).line())
+        accelerator.print(models.memory_line())
     accelerator.end_training()
     return summary

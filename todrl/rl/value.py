@@ -1,9 +1,9 @@
-"""The critic: one linear layer on the policy's last hidden states.
+"""The critic: one linear layer on the policy's last hidden states, and the policy + critic module.
 
 Sharing the policy's trunk keeps the value function at ``hidden_size + 1``
-parameters instead of a second full model.  It starts at zero output so the
-first advantages are plain discounted rewards rather than noise from a random
-head.
+parameters instead of a second full model.  The head starts at zero output so
+the first advantages are plain discounted rewards rather than noise from a
+random head.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ def hidden_size_of(config: object) -> int:
     raise ValueError(f"cannot find the hidden size of {type(config).__name__}: none of d_model, hidden_size, n_embd")
 
 
-
 class ActorCritic(nn.Module):
     """The policy and its critic as one module, so one optimizer and one DDP wrapper see every trainable weight.
 
@@ -63,5 +62,6 @@ class ActorCritic(nn.Module):
 
     def values(self, query: Tensor, query_mask: Tensor, response: Tensor, response_mask: Tensor) -> Tensor:
         """Values alone, from the separate value model when there is one."""
-        _, hidden = score(self.value_model or self.policy, query, query_mask, response, response_mask)
+        critic = self.value_model if self.value_model is not None else self.policy
+        _, hidden = score(critic, query, query_mask, response, response_mask)
         return self.value_head(hidden)
