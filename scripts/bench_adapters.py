@@ -180,7 +180,8 @@ def table(rows: list[dict]) -> str:
     lines = [header]
     for r in rows:
         lines.append(
-            f"| {r['method']} | {r['jga']:.1f} | {r['slot_accuracy']:.1f} | {r['vas']:.1f} | {r['wall_seconds']:.0f} | "
+            f"| {r['method']} | {r['jga']:.1f} | {r['slot_accuracy']:.1f} | "
+            f"{'n/a' if r['vas'] is None else format(r['vas'], '.1f')} | {r['wall_seconds']:.0f} | "
             f"{r['peak_memory_mb']:.0f} | {r['trainable_params']:,} | {r['params_kept']:,} |"
         )
     return "\n".join(lines)

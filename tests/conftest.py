@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# One intra-op thread per process: the tiny models gain nothing from more, and on a shared 2-core machine
+# oversubscribed threads made single steps ~10x slower. Set before torch is imported; child processes inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 DATA_DIR = Path(os.environ.get("TODRL_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")).resolve()
 
 

@@ -142,7 +142,7 @@ def test_resume_continues_from_the_same_step(sft_policy, tmp_path, monkeypatch):
 def test_adalora_allocates_ranks_and_adds_its_regularizer(sft_policy, tmp_path, kind):
     out = tmp_path / kind
     adapter = AdapterConfig(type=kind, init_r=4, target_r=2, tinit=2, tfinal=2, delta_t=2, sucg_repeats=2)
-    train(config(sft_policy, out, adapter=adapter, episodes=3 * 8, save_every=100))
+    train(config(sft_policy, out, adapter=adapter, algo="nlpo", mask_sync_every=1, episodes=3 * 8, save_every=100))
     assert all(m["ppo/orth_loss"] > 0 for m in metrics(out))
     pattern = json.loads((out / "last" / "adapter_config.json").read_text())["rank_pattern"]
     ranks = [sum(kept) for kept in pattern.values()]

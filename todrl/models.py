@@ -92,18 +92,22 @@ def _as_added(tokens: Iterable[str]) -> list[AddedToken]:
 def add_format_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tokens: Iterable[str]) -> int:
     """Add the format's markers as normal tokens and grow the embeddings.
 
-    New rows start at the mean of the existing embeddings, which keeps a
-    pretrained model's first logits sane (random rows can dominate softmax).
+    Each new row starts at the mean of the rows of the pieces the tokenizer
+    split the marker into before (`[value_phone]` starts near "value" and
+    "phone"): distinct and in-distribution, which matters when adapters keep
+    the embeddings frozen and the markers must still be told apart.
     """
     missing = [t for t in dict.fromkeys(tokens) if t not in tokenizer.get_vocab()]
     if not missing:
         return 0
+    pieces = [tokenizer(t, add_special_tokens=False)["input_ids"] or [tokenizer.unk_token_id] for t in missing]
     added = tokenizer.add_tokens(_as_added(missing), special_tokens=False)
     old = model.get_input_embeddings().weight.shape[0]
     model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     with torch.no_grad():
         for emb in {id(m): m for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None}.values():
-            emb.weight[old:] = emb.weight[:old].mean(dim=0, keepdim=True)
+            for row, ids in enumerate(pieces, start=old):
+                emb.weight[row] = emb.weight[torch.tensor(ids)].mean(dim=0)
     return added
 
 

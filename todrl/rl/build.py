@@ -98,8 +98,12 @@ class RLModels:
     """Weights of everything above together, each tensor counted once."""
 
     def memory_line(self) -> str:
-        return (f"model weights held (policy, reference, mask policy, value function): {self.held_bytes / 2**20:.1f} MiB, "
-                f"{self.held_bytes / self.policy_bytes:.3f} x the policy's own {self.policy_bytes / 2**20:.1f} MiB")
+        reference = "adapter switched off" if self.reference.copy is None else "frozen copy"
+        mask = "none" if self.mask_policy is None else "adapter snapshot" if self.mask_policy.copy is None else "frozen copy"
+        critic = "head" if self.agent.value_model is None else "separate model + head"
+        return (f"model weights held: {self.held_bytes / 2**20:.1f} MiB, {self.held_bytes / self.policy_bytes:.3f} x the "
+                f"policy's own {self.policy_bytes / 2**20:.1f} MiB (reference: {reference}; mask policy: {mask}; "
+                f"value function: {critic})")
 
 
 def assemble(policy: torch.nn.Module, value_model: torch.nn.Module | None, algo: str, device: torch.device) -> RLModels:
