@@ -15,7 +15,6 @@ from todrl.models import build_tiny, load_policy
 from todrl.rl.build import assemble, build_policy, episode_indices, sft_checkpoint, weight_bytes
 from todrl.rl.rollout import score
 from todrl.rl.trainer import RLConfig
-from test_rl_train import one_thread  # noqa: F401  (autouse: tiny models run on one torch thread)
 
 TEXTS = ["i need a cheap hotel in the east", "the phone number is [value_phone] .", "book a taxi at 17:15"] * 10
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,6 +89,7 @@ def test_shipped_configs_parse(path):
     assert cfg.output_dir.startswith("runs/rl/")
 
 
+@pytest.mark.usefixtures("fresh_accelerator_state")
 def test_an_sft_adapter_is_merged_so_the_reference_is_the_sft_policy(tmp_path):
     base, tokenizer = build_tiny("tiny", TEXTS, ["<sos_b>", "<eos_b>"], vocab_size=80)
     save_checkpoint(tmp_path / "sft" / "base", base, tokenizer, {})  # as todrl.sft does for adapter runs

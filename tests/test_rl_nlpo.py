@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from todrl.rl.nlpo import top_p_mask
-from test_rl_train import one_thread  # noqa: F401  (autouse: tiny models run on one torch thread)
 
 
 def logits_of(probs):

@@ -12,7 +12,6 @@ from todrl.models import build_tiny
 from todrl.rl.ppo import token_log_probs
 from todrl.rl.rollout import StepDecoder, sample, score, top_k_filter
 from todrl.rl.task_reward import response_pieces, task_rewards
-from test_rl_train import one_thread  # noqa: F401  (autouse: tiny models run on one torch thread)
 
 MARKERS = ["<sos_b>", "<eos_b>", "<sos_a>", "<eos_a>", "<sos_r>", "<eos_r>", "[hotel]", "[taxi]", "[inform]", "[value_phone]"]
 TARGET = ("<sos_b> [hotel] area east stars 4 [taxi] leave 17:15 <eos_b> <sos_a> [hotel] [inform] phone <eos_a> "

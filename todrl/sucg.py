@@ -100,6 +100,12 @@ def expected_gradient(
         with torch.no_grad():
             for param, original in zip(params, originals):
                 param.copy_(original)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Each process saw its own batch: average, so every process allocates the same ranks (the seeded
+        # coalitions are already the same everywhere).
+        for total in totals:
+            torch.distributed.all_reduce(total)
+            total /= torch.distributed.get_world_size()
     return {name: 0.5 * total / len(coalitions) for name, total in zip(singular_values, totals)}
 
 

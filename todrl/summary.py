@@ -9,15 +9,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-
-def trainable_parameters(model: torch.nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    trainable = total = 0
-    for p in model.parameters():
-        total += p.numel()
-        if p.requires_grad:
-            trainable += p.numel()
-    return trainable, total
+from todrl.adapters import trainable_parameters
 
 
 def peak_memory_mb() -> float:
@@ -52,6 +44,6 @@ class Stopwatch:
         self.start = time.perf_counter()
 
     def summary(self, model: torch.nn.Module) -> RunSummary:
-        trainable, total = trainable_parameters(model)
+        trainable, total = trainable_parameters(model), sum(p.numel() for p in model.parameters())
         kind = "GPU allocated" if torch.cuda.is_available() and torch.cuda.is_initialized() else "CPU peak RSS"
         return RunSummary(time.perf_counter() - self.start, peak_memory_mb(), kind, trainable, total)

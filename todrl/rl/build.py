@@ -118,10 +118,7 @@ def assemble(policy: torch.nn.Module, value_model: torch.nn.Module | None, algo:
 
 
 def weight_bytes(*modules: torch.nn.Module | None) -> int:
-    """Bytes of the distinct weight tensors these modules hold together (shared and tied tensors count once).
-
-    Works on the meta device too, so the figure for a large model needs no memory.
-    """
+    """Bytes of the distinct weight tensors these modules hold together (shared and tied tensors count once)."""
     seen: dict[int, int] = {}
     for module in modules:
         if module is not None:
