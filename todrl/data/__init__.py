@@ -7,16 +7,16 @@ from pathlib import Path
 
 from todrl.data.records import Dialogue, Goal, Turn
 
-__all__ = ["DATASETS", "Dialogue", "Goal", "Turn", "default_data_dir", "load_dialogues"]
+__all__ = ["DATASETS", "SHARED_FOLDERS", "Dialogue", "Goal", "Turn", "default_data_dir", "load_dialogues"]
 
 DATASETS = ("multiwoz21", "incar", "sgd")
-_SHARED_NAMES = {"multiwoz21": "multiwoz21", "incar": "kvret", "sgd": "sgd"}
+SHARED_FOLDERS = {"multiwoz21": "multiwoz21", "incar": "kvret", "sgd": "sgd"}
+"""Folder of each corpus under the data root."""
 
 
-def default_data_dir(dataset: str) -> Path | None:
-    """Where a dataset is looked for when no path is given: `$TODRL_DATA/<name>` if set, else nothing."""
-    root = os.environ.get("TODRL_DATA")
-    return Path(root) / _SHARED_NAMES[dataset] if root else None
+def default_data_dir(dataset: str) -> Path:
+    """Where a corpus is looked for when no path is given: `$TODRL_DATA/<folder>`, else `../shared/data/<folder>`."""
+    return Path(os.environ.get("TODRL_DATA") or "../shared/data") / SHARED_FOLDERS[dataset]
 
 
 def load_dialogues(dataset: str, data_dir: str | Path | None, split: str, services: list[str] | None = None) -> list[Dialogue]:
@@ -27,9 +27,10 @@ def load_dialogues(dataset: str, data_dir: str | Path | None, split: str, servic
         return load_multiwoz(data_dir or SAMPLE_PATH, split)
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-    data_dir = data_dir or default_data_dir(dataset)
     if data_dir is None:
-        raise ValueError(f"dataset {dataset!r} needs --data-dir (or TODRL_DATA): only MultiWOZ has an embedded sample")
+        data_dir = default_data_dir(dataset)
+        if not data_dir.exists():
+            raise ValueError(f"dataset {dataset!r}: no --data-dir given and {data_dir} does not exist (set TODRL_DATA or pass --data-dir)")
     if dataset == "incar":
         from todrl.data.incar import load_incar
 

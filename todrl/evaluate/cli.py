@@ -14,30 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from todrl.data import DATASETS, load_dialogues
+from todrl.data import DATASETS, default_data_dir, load_dialogues
 from todrl.data.db import MultiWozDB
 from todrl.data.errors import DataError
 from todrl.data.records import Dialogue
-from todrl.evaluate.dst import DstEvaluator, multiwoz_spelling, slot_inventory, text_spelling
+from todrl.evaluate.dst import DstEvaluator, multiwoz_spelling, text_spelling
 from todrl.evaluate.incar import InCarEvaluator
 from todrl.evaluate.legacy import LegacyEvaluator
 from todrl.evaluate.multiwoz import StandardEvaluator
-from todrl.evaluate.predictions import PredictedTurn, Predictions, dump_predictions, load_predictions
-
-SHARED_FOLDERS = {"multiwoz21": "multiwoz21", "incar": "kvret", "sgd": "sgd"}
-"""Folder of each corpus under $TODRL_DATA (or ../shared/data)."""
-
-
-def default_data_dir(dataset: str) -> Path:
-    root = os.environ.get("TODRL_DATA")
-    return Path(root if root else "../shared/data") / SHARED_FOLDERS[dataset]
-
+from todrl.evaluate.predictions import Predictions, dump_predictions, load_predictions
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m todrl.evaluate", description=__doc__.split("\n\n")[0])
@@ -61,23 +51,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def generate_predictions(checkpoint: Path, dialogues: Sequence[Dialogue], dataset: str, batch_size: int, max_new_tokens: int) -> Predictions:
-    """End-to-end generation of every turn, each conditioned on the gold previous turn (as in training)."""
-    from rewards.spans import parse_target
-
-    from todrl.format import build_examples
-    from todrl.generation import generate_texts
+    from todrl.evaluate.generate import predict_dialogues
     from todrl.models import load_policy
 
     model, tokenizer = load_policy(checkpoint)
-    examples = build_examples(dialogues, task="e2e")
-    texts = generate_texts(
-        model, tokenizer, [e.source for e in examples], batch_size=batch_size, max_new_tokens=max_new_tokens, progress=True
-    )
-    slots = None if dataset == "multiwoz21" else {d: sorted(s) for d, s in slot_inventory(dialogues).items()}
-    predictions: Predictions = {dialogue.id: [] for dialogue in dialogues}
-    for example, text in zip(examples, texts):
-        target = parse_target(text, slots)
-        predictions[example.dialogue_id].append(PredictedTurn(response=target.response, state=target.belief_state))
+    predictions, _ = predict_dialogues(model, tokenizer, dialogues, dataset, progress=True, batch_size=batch_size,
+                                       max_new_tokens=max_new_tokens)
     return predictions
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from rewards import parse_target, sequence_rewards
+from rewards import sequence_rewards
 
 from todrl.data.db import MultiWozDB
 from todrl.data.records import Dialogue
-from todrl.evaluate import DstEvaluator, InCarEvaluator, PredictedTurn, StandardEvaluator
-from todrl.evaluate.dst import multiwoz_spelling, slot_inventory, text_spelling
+from todrl.evaluate import DstEvaluator, InCarEvaluator, StandardEvaluator
+from todrl.evaluate.dst import multiwoz_spelling, text_spelling
+from todrl.evaluate.generate import predict_dialogues
 from todrl.format import build_examples
-from todrl.generation import generate_texts
 from todrl.rl.task_reward import gold_of
 
 
@@ -31,7 +31,7 @@ class DevEvaluation:
         self.reward = "tod" if reward == "none" else reward
         self.alpha, self.beta = alpha, beta
         self.generation = dict(max_source_length=max_source_length, max_new_tokens=max_new_tokens, batch_size=batch_size)
-        self.slots = None if dataset == "multiwoz21" else {d: sorted(s) for d, s in slot_inventory(self.dialogues).items()}
+        self.dataset = dataset
         self.state_tracking = DstEvaluator(self.dialogues, multiwoz_spelling if dataset == "multiwoz21" else text_spelling)
         self.corpus = None
         if dataset == "multiwoz21":
@@ -44,13 +44,9 @@ class DevEvaluation:
     def __call__(self, policy, tokenizer) -> dict[str, float]:
         if not self.examples:
             return {}
-        texts = generate_texts(policy, tokenizer, [e.source for e in self.examples], **self.generation)
+        predictions, texts = predict_dialogues(policy, tokenizer, self.dialogues, self.dataset, **self.generation)
         rewards = sequence_rewards(texts, self.golds, reward=self.reward, alpha=self.alpha, beta=self.beta)
         metrics = {"eval/task_reward": sum(rewards) / len(rewards)}
-        predictions: dict[str, list[PredictedTurn]] = {d.id: [] for d in self.dialogues}
-        for example, text in zip(self.examples, texts):
-            target = parse_target(text, self.slots)
-            predictions[example.dialogue_id].append(PredictedTurn(response=target.response, state=target.belief_state))
         metrics["eval/jga"] = self.state_tracking.evaluate(predictions, "<rl dev>").joint_goal_accuracy
         if isinstance(self.corpus, StandardEvaluator):
             result = self.corpus.evaluate(predictions, "<rl dev>", lexical=False)
