@@ -15,17 +15,11 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from rewards.spans import MULTIWOZ_SLOTS
+
 DOMAINS: tuple[str, ...] = ("restaurant", "hotel", "attraction", "train", "taxi", "police", "hospital")
 
-INFORMABLE_SLOTS: dict[str, tuple[str, ...]] = {
-    "restaurant": ("food", "pricerange", "area", "name", "time", "day", "people"),
-    "hotel": ("name", "area", "parking", "pricerange", "stars", "internet", "type", "stay", "day", "people"),
-    "attraction": ("type", "name", "area"),
-    "train": ("leave", "destination", "day", "arrive", "departure", "people"),
-    "taxi": ("leave", "destination", "departure", "arrive"),
-    "police": (),
-    "hospital": ("department",),
-}
+INFORMABLE_SLOTS: dict[str, tuple[str, ...]] = {domain: MULTIWOZ_SLOTS[domain] for domain in DOMAINS}
 """Belief-state slots per domain: search constraints and booking slots (UBAR's informable slots)."""
 
 PLACEHOLDER_SLOTS: tuple[str, ...] = (
