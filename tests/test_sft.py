@@ -70,3 +70,14 @@ def test_low_resource_multiwoz_config_trains_on_val(tmp_path):
     summary = train(SFTConfig(data_dir=str(data), train_split="val", dev_split="val", dev_dialogues=5,
                               train_fraction=0.01, output_dir=str(tmp_path), max_steps=2, **QUICK))
     assert summary["dev_examples"] > 0 and summary["train_examples"] > 0
+
+
+def test_hub_models_fail_only_for_want_of_the_hub(tmp_path, monkeypatch, capsys):
+    import huggingface_hub.constants
+
+    from todrl.sft import main
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", "google/flan-t5-base", "--output-dir", str(tmp_path), "--max-steps", "1"])
+    assert "google/flan-t5-base" in str(exit_info.value) and "hub" in str(exit_info.value)

@@ -28,7 +28,7 @@ from todrl.config import parse_config, save_config
 from todrl.data.splits import DataConfig
 from todrl.format import Example, build_examples, format_tokens
 from todrl.generation import generate_texts
-from todrl.models import TINY_PRESETS, build_tiny, is_seq2seq, load_policy
+from todrl.models import TINY_PRESETS, ModelLoadError, build_tiny, is_seq2seq, load_policy
 from todrl.summary import Stopwatch
 
 
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(SFTConfig, argv, description=__doc__.splitlines()[0])
     try:
         train(cfg)
-    except (FileNotFoundError, ValueError, OSError) as err:
+    except (FileNotFoundError, ValueError, OSError, ModelLoadError) as err:
         sys.exit(f"todrl.sft: {err}")
 
 
