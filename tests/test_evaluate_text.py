@@ -66,6 +66,7 @@ def test_state_normalization_uses_database_spellings() -> None:
     assert canonical_slot("Leave At") == "leave"
     assert canonical_value("food", " English ") == "british"
     assert time_to_minutes("17:30") == 1050 and time_to_minutes("half past") == 0
+    assert time_to_minutes("19:15arrive19:15") == 1155  # generated text that runs on past the time
 
 
 def test_reference_bleu_equals_sacrebleu_on_any_subset() -> None:

@@ -183,8 +183,7 @@ def time_to_minutes(time: str) -> int:
     """Minutes after midnight of an "hh:mm..." string; 0 when it does not start like one."""
     if not _HH_MM.match(time):
         return 0
-    hours, minutes = time.split(":")[:2]
-    return int(hours) * 60 + int(minutes)
+    return int(time[:2]) * 60 + int(time[3:5])  # only the leading hh:mm: generated text may run on ("19:15arrive")
 
 
 def canonical_value(slot: str, value: str) -> str:
