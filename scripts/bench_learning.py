@@ -204,7 +204,7 @@ def run_sft(cfg: SFTConfig, out: Path, skip: bool) -> dict:
 
 
 def rl_config(bench: CorpusBench, corpus: str, sft_dir: Path, reward: str, seed: int, out: Path) -> RLConfig:
-    """The shared RL settings, started from the SFT run, on the SFT run's own training dialogues."""
+    """The shared RL settings, started from the SFT run, on its corpus and splits (RLConfig draws the dev slice with the RL seed)."""
     sft = bench.sft
     return dataclasses.replace(
         bench.rl, model=str(sft_dir), dataset=corpus, data_dir=sft.data_dir, train_split=sft.train_split,
@@ -380,6 +380,16 @@ def read_metrics(run_dir: Path) -> list[dict[str, float]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
+SMOOTHING = 8
+"""Iterations averaged in the per-batch curves: one batch of 16 episodes is too noisy to show a trend."""
+
+
+def moving_mean(points: list[tuple[int, float]], window: int) -> list[tuple[int, float]]:
+    """Trailing mean over the last `window` points (fewer at the start)."""
+    values = [v for _, v in points]
+    return [(x, statistics.fmean(values[max(0, i + 1 - window) : i + 1])) for i, (x, _) in enumerate(points)]
+
+
 def plot_curves(corpus: str, curves: dict[str, list[list[dict[str, float]]]], path: Path) -> None:
     """Training reward, dev reward and KL per iteration: one colour per reward, one line per seed."""
     import matplotlib
@@ -387,13 +397,16 @@ def plot_curves(corpus: str, curves: dict[str, list[list[dict[str, float]]]], pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("env/task_reward", "rollout task reward (sampled)"), ("objective/kl", "KL to SFT (nats / episode)"),
+    panels = [("env/task_reward", f"rollout task reward (sampled; mean of {SMOOTHING} iterations)"),
+              ("objective/kl", f"KL to SFT (nats / episode; mean of {SMOOTHING})"),
               ("objective/kl_coef", "KL coefficient beta"), ("eval/combined", "dev Combined (greedy)")]
     figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
     for colour, (reward, runs) in enumerate(curves.items()):
         for seed_index, metrics in enumerate(runs):
             for axis, (key, _) in zip(axes, panels):
                 points = [(m["iteration"], m[key]) for m in metrics if key in m]
+                if key in ("env/task_reward", "objective/kl"):
+                    points = moving_mean(points, SMOOTHING)
                 if points:
                     axis.plot(*zip(*points), color=f"C{colour}", alpha=0.8, lw=1.2,
                               label=ABLATION[reward] if seed_index == 0 else None, marker="." if key.startswith("eval") else None)
