@@ -41,6 +41,7 @@ from todrl.data import load_dialogues
 from todrl.data.db import MultiWozDB
 from todrl.data.multiwoz import SAMPLE_PATH
 from todrl.data.records import Dialogue
+from todrl.data.splits import DataConfig
 from todrl.evaluate import DstEvaluator, InCarEvaluator, LegacyEvaluator, PredictedTurn, Predictions, StandardEvaluator
 from todrl.evaluate.dst import multiwoz_spelling, slot_inventory, text_spelling
 from todrl.evaluate.predictions import dump_predictions
@@ -203,14 +204,11 @@ def run_sft(cfg: SFTConfig, out: Path, skip: bool) -> dict:
     return json.loads((out / "summary.json").read_text())
 
 
-def rl_config(bench: CorpusBench, corpus: str, sft_dir: Path, reward: str, seed: int, out: Path) -> RLConfig:
-    """The shared RL settings, started from the SFT run, on its corpus and splits (RLConfig draws the dev slice with the RL seed)."""
-    sft = bench.sft
-    return dataclasses.replace(
-        bench.rl, model=str(sft_dir), dataset=corpus, data_dir=sft.data_dir, train_split=sft.train_split,
-        dev_split=sft.dev_split, dev_dialogues=sft.dev_dialogues, train_fraction=sft.train_fraction,
-        reward=reward, seed=seed, output_dir=str(out),
-    )
+def rl_config(bench: CorpusBench, sft_dir: Path, reward: str, seed: int, out: Path) -> RLConfig:
+    """The shared RL settings, started from the SFT run, on its corpus and splits (so RL selects on SFT's dev slice)."""
+    splits = {f.name: getattr(bench.sft, f.name) for f in dataclasses.fields(DataConfig)}
+    return dataclasses.replace(bench.rl, **splits, model=str(sft_dir), reward=reward, seed=seed,
+                               output_dir=str(out))
 
 
 def run_rl(cfg: RLConfig, skip: bool) -> dict:
@@ -446,7 +444,7 @@ def bench_corpus(corpus: str, bench: CorpusBench, cfg: BenchConfig, stages: Stag
         for seed in cfg.seeds:
             run_dir = out / corpus / f"rl_{reward}_s{seed}"
             name = f"{corpus}/rl_{reward}_s{seed}"
-            rl_cfg = rl_config(bench, corpus, sft_dir, reward, seed, run_dir)
+            rl_cfg = rl_config(bench, sft_dir, reward, seed, run_dir)
             summary = stages.run(name, (run_dir / "summary.json").is_file(), lambda skip, c=rl_cfg: run_rl(c, skip))
             scores = stages.run(f"{name} test", (run_dir / "test_scores.json").is_file(),
                                 lambda skip, d=run_dir: test_scores(chosen_checkpoint(d), tests, bench, cfg.eval_batch_size, skip))

@@ -105,8 +105,8 @@ def test_task_rewards_land_on_the_tokens_that_earn_them(kind):
     ids = tokenizer(TARGET, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
     response = torch.tensor([ids + [tokenizer.pad_token_id] * 3])
     mask = torch.tensor([[1] * len(ids) + [0] * 3])
-    cumulative, final = task_rewards(tokenizer, response, mask, [GOLD], "tod", "cumulative", 1.0, 1.0)
-    delta, final_delta = task_rewards(tokenizer, response, mask, [GOLD], "tod", "delta", 1.0, 1.0)
+    cumulative, final = task_rewards(tokenizer, response, mask, [GOLD], "tod", "cumulative")
+    delta, final_delta = task_rewards(tokenizer, response, mask, [GOLD], "tod", "delta")
     tokens = tokenizer.convert_ids_to_tokens(ids)
     eos_b, eos_a = tokens.index("<eos_b>"), tokens.index("<eos_a>")
     # <eos_b> closes the last belief pair: the three gold pairs are found, the requested phone not yet
@@ -125,9 +125,19 @@ def test_reward_none_is_zero_and_bad_names_are_rejected():
     tokenizer = build_tiny("tiny", TEXTS, MARKERS, vocab_size=120)[1]
     response = torch.tensor([tokenizer(TARGET, add_special_tokens=False).input_ids])
     mask = torch.ones_like(response)
-    rewards, final = task_rewards(tokenizer, response, mask, [GOLD], "none", "delta", 1.0, 1.0)
+    rewards, final = task_rewards(tokenizer, response, mask, [GOLD], "none", "delta")
     assert rewards.abs().sum().item() == 0.0 and final.item() == 0.0
     with pytest.raises(ValueError, match="reward must be one of"):
-        task_rewards(tokenizer, response, mask, [GOLD], "bleu", "delta", 1.0, 1.0)
+        task_rewards(tokenizer, response, mask, [GOLD], "bleu", "delta")
     with pytest.raises(ValueError, match="mode"):
-        task_rewards(tokenizer, response, mask, [GOLD], "tod", "sparse", 1.0, 1.0)
+        task_rewards(tokenizer, response, mask, [GOLD], "tod", "sparse")
+
+
+def test_symmetric_penalty_charges_extra_slots():
+    tokenizer = build_tiny("tiny", TEXTS, MARKERS, vocab_size=120)[1]
+    padded = TARGET.replace("<eos_b>", "[taxi] destination the hotel <eos_b>", 1)
+    response = torch.tensor([tokenizer(padded, add_special_tokens=False).input_ids])
+    mask = torch.ones_like(response)
+    printed = task_rewards(tokenizer, response, mask, [GOLD], "tod", "delta")[1].item()
+    symmetric = task_rewards(tokenizer, response, mask, [GOLD], "tod", "delta", symmetric=True)[1].item()
+    assert printed == pytest.approx(1.0) and symmetric < 1.0

@@ -81,3 +81,16 @@ def test_hub_models_fail_only_for_want_of_the_hub(tmp_path, monkeypatch, capsys)
     with pytest.raises(SystemExit) as exit_info:
         main(["--model", "google/flan-t5-base", "--output-dir", str(tmp_path), "--max-steps", "1"])
     assert "google/flan-t5-base" in str(exit_info.value) and "hub" in str(exit_info.value)
+
+
+def test_rl_selects_on_the_dialogues_its_sft_start_held_out():
+    from todrl.rl.build import contexts
+    from todrl.rl.trainer import RLConfig
+
+    data = dict(train_split="val", dev_split="val", dev_dialogues=3)
+    _, sft_dev = SFTConfig(**data, seed=42).load_train_dev()
+    held_out = {d.id for d in sft_dev}
+    for seed in (1, 2):
+        examples, rl_dev = contexts(RLConfig(**data, seed=seed))
+        assert {d.id for d in rl_dev} == held_out
+        assert not held_out & {e.dialogue_id for e in examples}

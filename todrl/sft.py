@@ -133,7 +133,7 @@ def train(cfg: SFTConfig) -> dict:
     set_seed(cfg.seed)
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=cfg.mixed_precision,
                               log_with="tensorboard", project_dir=str(out))
-    train_dialogues, dev_dialogues = cfg.load_train_dev(cfg.seed)
+    train_dialogues, dev_dialogues = cfg.load_train_dev()
     train_examples = build_examples(train_dialogues, task=cfg.task)
     dev_examples = build_examples(dev_dialogues, task=cfg.task)
     steps_per_epoch = math.ceil(len(train_examples) / (cfg.batch_size * accelerator.num_processes * cfg.grad_accum))

@@ -73,7 +73,10 @@ class DataConfig:
     """SGD only: keep dialogues whose services are all in this list."""
     train_fraction: float = 1.0
     """Seeded share of the training dialogues (low-resource runs)."""
+    split_seed: int = 42
+    """Draws the held-out dev slice and the training share. Kept apart from the training seed, so that RL runs with
+    different seeds select on the same dialogues their SFT start held out, never on ones it trained on."""
 
-    def load_train_dev(self, seed: int) -> tuple[list[Dialogue], list[Dialogue]]:
+    def load_train_dev(self) -> tuple[list[Dialogue], list[Dialogue]]:
         return train_dev(self.dataset, self.data_dir, self.train_split, self.dev_split, self.dev_dialogues,
-                         self.train_fraction, self.services, seed)
+                         self.train_fraction, self.services, self.split_seed)

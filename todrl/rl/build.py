@@ -49,7 +49,7 @@ def sft_checkpoint(name: str) -> str:
 
 def contexts(cfg: RLConfig) -> tuple[list[Example], list[Dialogue]]:
     """Training turns (the episodes) and the dev dialogues evaluated along the way."""
-    train, dev = cfg.load_train_dev(cfg.seed)
+    train, dev = cfg.load_train_dev()
     examples = build_examples(train)
     if cfg.max_contexts:
         examples = examples[: cfg.max_contexts]

@@ -23,13 +23,13 @@ from todrl.rl.task_reward import gold_of
 
 
 class DevEvaluation:
-    def __init__(self, dialogues: Sequence[Dialogue], dataset: str, data_dir: str | None, reward: str, alpha: float,
-                 beta: float, max_source_length: int, max_new_tokens: int, batch_size: int) -> None:
+    def __init__(self, dialogues: Sequence[Dialogue], dataset: str, data_dir: str | None, reward: str,
+                 reward_options: dict, max_source_length: int, max_new_tokens: int, batch_size: int) -> None:
         self.dialogues = list(dialogues)
         self.examples = build_examples(self.dialogues)
         self.golds = [gold_of(e) for e in self.examples]
         self.reward = "tod" if reward == "none" else reward
-        self.alpha, self.beta = alpha, beta
+        self.reward_options = reward_options
         self.generation = dict(max_source_length=max_source_length, max_new_tokens=max_new_tokens, batch_size=batch_size)
         self.dataset = dataset
         self.state_tracking = DstEvaluator(self.dialogues, multiwoz_spelling if dataset == "multiwoz21" else text_spelling)
@@ -45,7 +45,7 @@ class DevEvaluation:
         if not self.examples:
             return {}
         predictions, texts = predict_dialogues(policy, tokenizer, self.dialogues, self.dataset, **self.generation)
-        rewards = sequence_rewards(texts, self.golds, reward=self.reward, alpha=self.alpha, beta=self.beta)
+        rewards = sequence_rewards(texts, self.golds, reward=self.reward, **self.reward_options)
         metrics = {"eval/task_reward": sum(rewards) / len(rewards)}
         metrics["eval/jga"] = self.state_tracking.evaluate(predictions, "<rl dev>").joint_goal_accuracy
         if isinstance(self.corpus, StandardEvaluator):

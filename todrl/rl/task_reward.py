@@ -42,13 +42,13 @@ def task_rewards(
     golds: Sequence[Gold],
     reward: str,
     mode: str,
-    alpha: float,
-    beta: float,
+    **options: float | bool,
 ) -> tuple[Tensor, Tensor]:
     """Per-token task rewards ``[batch, steps]`` and each generation's final reward ``[batch]``.
 
     ``reward="none"`` gives zeros: with only the KL penalty left, RL keeps the
     SFT policy (the ablation that isolates what the task reward adds).
+    `options` are the reward's alpha, beta and symmetric.
     """
     if reward not in REWARDS:
         raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
@@ -58,7 +58,7 @@ def task_rewards(
     final = torch.zeros(response.shape[0], dtype=torch.float32)
     if reward != "none":
         pieces = response_pieces(tokenizer, response, response_mask)
-        rows = batch_token_rewards(pieces, golds, mode=mode, reward=reward, alpha=alpha, beta=beta)
+        rows = batch_token_rewards(pieces, golds, mode=mode, reward=reward, **options)
         for index, row in enumerate(rows):
             if row:
                 per_token[index, : len(row)] = torch.tensor(row)

@@ -71,6 +71,9 @@ class RLConfig(DataConfig):
     """Penalty sensitivity of the understanding reward (Eq. 2)."""
     beta: float = 1.0
     """Penalty sensitivity of the generation reward (Eq. 3)."""
+    symmetric: bool = False
+    """Also charge generated slot-values and requested slots that are not in the gold turn. The penalty as printed
+    counts only what is missing, so over-generating costs nothing and a long run can drift there."""
     kl_coef: float = 0.01
     """beta_0 of the KL penalty (Eq. 5); seed 004 uses 0.01."""
     kl_target: float | None = 1.0
@@ -139,6 +142,10 @@ class RLConfig(DataConfig):
             )
 
     @property
+    def reward_options(self) -> dict[str, float | bool]:
+        return {"alpha": self.alpha, "beta": self.beta, "symmetric": self.symmetric}
+
+    @property
     def minibatches(self) -> int:
         return math.ceil(self.batch_size / self.minibatch_size)
 
@@ -184,7 +191,7 @@ def collect(agent: ActorCritic, reference: Reference, mask_policy: MaskPolicy | 
         values = agent.values(query, query_mask, response, mask) if samples.hidden is None else agent.value_head(samples.hidden)
     with timings("reward"):
         task, final = task_rewards(tokenizer, response, mask, [gold_of(e) for e in examples],
-                                   cfg.reward, cfg.reward_mode, cfg.alpha, cfg.beta)
+                                   cfg.reward, cfg.reward_mode, **cfg.reward_options)
     with timings("reference"):
         ref_logprobs = reference.log_probs(query, query_mask, response, mask)
     with timings("advantages"):
@@ -300,7 +307,7 @@ def train(cfg: RLConfig) -> dict:
     accelerator = Accelerator(log_with="tensorboard", project_dir=str(out))
     processes, rank = accelerator.num_processes, accelerator.process_index
     train_examples, dev_dialogues = contexts(cfg)
-    evaluate = DevEvaluation(dev_dialogues, cfg.dataset, cfg.data_dir, cfg.reward, cfg.alpha, cfg.beta,
+    evaluate = DevEvaluation(dev_dialogues, cfg.dataset, cfg.data_dir, cfg.reward, cfg.reward_options,
                              cfg.max_source_length, cfg.max_new_tokens, cfg.batch_size * 4)
     iterations = math.ceil(cfg.episodes / (cfg.batch_size * processes))
     total_steps = iterations * cfg.ppo_epochs * cfg.minibatches
