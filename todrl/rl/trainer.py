@@ -350,6 +350,10 @@ def train(cfg: RLConfig) -> dict:
         """On the main process; saves best/ when the selection score (Combined, else dev task reward) improves."""
         metrics = evaluate(policy, tokenizer) if accelerator.is_main_process else {}
         state.update(evaluated_iteration=state["iteration"], last_eval=metrics)
+        if state["iteration"] == 0:  # the SFT start: logged as the curves' reference, never kept as best/
+            state["start_eval"] = metrics
+            accelerator.log(metrics, step=0)
+            return metrics
         score = DevEvaluation.selection_score(metrics) if metrics else None
         improved = score is not None and (state["best_eval"] is None or score > state["best_eval"])
         if improved:
@@ -364,6 +368,9 @@ def train(cfg: RLConfig) -> dict:
     def say(message: str) -> None:
         progress.write(f"iteration {state['iteration'] + 1} (process {rank}): {message}", file=sys.stderr)
 
+    if cfg.eval_every and state["iteration"] == 0 and accelerator.is_main_process:
+        with metrics_file.open("a") as handle:
+            handle.write(json.dumps({"iteration": 0, **run_evaluation()}) + "\n")
     total_time = Timings()
     for iteration in range(state["iteration"], iterations):
         timings = Timings()
@@ -404,7 +411,8 @@ def train(cfg: RLConfig) -> dict:
 
     summary = {**stopwatch.summary(accelerator.unwrap_model(agent)).as_dict(), "iterations": state["iteration"],
                "episodes": state["iteration"] * cfg.batch_size * processes, "best_eval": state["best_eval"],
-               "best_iteration": state["best_iteration"], "final_eval": state["last_eval"], "best_checkpoint": str(out / "best"),
+               "best_iteration": state["best_iteration"], "start_eval": state.get("start_eval"), "final_eval": state["last_eval"],
+               "best_checkpoint": str(out / "best"),
                "time_split": dict(total_time.seconds), "policy_weight_bytes": models.policy_bytes,
                "held_weight_bytes": models.held_bytes, "held_weight_ratio": models.held_bytes / models.policy_bytes}
     if accelerator.is_main_process:
