@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -21,6 +23,8 @@ from todrl.format import build_examples, format_tokens
 from todrl.models import build_tiny, load_policy
 from todrl.rl.__main__ import main
 from todrl.rl.trainer import RLConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CONTEXTS = 8
 
@@ -102,6 +106,23 @@ def test_sft_start_is_evaluated_as_reference_but_never_kept_as_best(sft_policy, 
     assert [row["iteration"] for row in rows] == [0, 1, 2]
     assert rows[0]["eval/task_reward"] == summary["start_eval"]["eval/task_reward"] and "env/task_reward" not in rows[0]
     assert summary["best_iteration"] in (1, 2) and (out / "best").is_dir()
+
+
+def test_generalization_script_scores_sampled_and_unsampled_contexts(sft_policy, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("rl_generalization", ROOT / "scripts" / "rl_generalization.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "rl"
+    train(config(sft_policy, out, episodes=2 * 8, max_contexts=24))
+    assert len(script.sampled_contexts(RLConfig(batch_size=8, seed=42), 2, 24, 1)) == 16
+    script.main([str(out), "--batch-size", "8"])
+    lines = capsys.readouterr().out.splitlines()
+    assert "16 sampled, 8 never sampled" in lines[-3]
+    for line, name in zip(lines[-2:], ("sampled", "never sampled")):
+        start, end, change = map(float, re.search(r"start (\S+) +after RL (\S+) +change (\S+)", line).groups())
+        assert line.split("start")[0].strip() == name and change == pytest.approx(end - start, abs=1e-4)
+    with pytest.raises(SystemExit, match="missing"):
+        script.main([str(tmp_path)])
 
 
 def stop_after(monkeypatch, updates: int) -> None:
