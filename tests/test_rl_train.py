@@ -101,7 +101,8 @@ def test_short_run_raises_task_reward_on_fixed_contexts(sft_policy, tmp_path):
 
 def test_sft_start_is_evaluated_as_reference_but_never_kept_as_best(sft_policy, tmp_path):
     out = tmp_path / "rl"
-    summary = train(config(sft_policy, out, eval_every=1, episodes=2 * 8))
+    train(config(sft_policy, out, episodes=8))
+    summary = train(config(sft_policy, out, eval_every=1, episodes=2 * 8))  # a fresh run in the same directory
     rows = metrics(out)
     assert [row["iteration"] for row in rows] == [0, 1, 2]
     assert rows[0]["eval/task_reward"] == summary["start_eval"]["eval/task_reward"] and "env/task_reward" not in rows[0]

@@ -336,6 +336,8 @@ def train(cfg: RLConfig) -> dict:
         if cfg.resume and metrics_file.is_file():  # drop iterations logged after the checkpoint, which are about to rerun
             kept = [line for line in metrics_file.read_text().splitlines() if json.loads(line)["iteration"] <= state["iteration"]]
             metrics_file.write_text("".join(line + "\n" for line in kept))
+        elif not cfg.resume:  # a fresh run in a used directory starts a fresh log
+            metrics_file.write_text("")
 
     def checkpoint(name: str) -> None:
         """Written by the main process; every process calls it, and waits for it."""
