@@ -352,10 +352,6 @@ def train(cfg: RLConfig) -> dict:
         """On the main process; saves best/ when the selection score (Combined, else dev task reward) improves."""
         metrics = evaluate(policy, tokenizer) if accelerator.is_main_process else {}
         state.update(evaluated_iteration=state["iteration"], last_eval=metrics)
-        if state["iteration"] == 0:  # the SFT start: logged as the curves' reference, never kept as best/
-            state["start_eval"] = metrics
-            accelerator.log(metrics, step=0)
-            return metrics
         score = DevEvaluation.selection_score(metrics) if metrics else None
         improved = score is not None and (state["best_eval"] is None or score > state["best_eval"])
         if improved:
@@ -371,8 +367,11 @@ def train(cfg: RLConfig) -> dict:
         progress.write(f"iteration {state['iteration'] + 1} (process {rank}): {message}", file=sys.stderr)
 
     if cfg.eval_every and state["iteration"] == 0 and accelerator.is_main_process:
+        # The SFT start: logged as the curves' reference, never a candidate for best/.
+        state["start_eval"] = evaluate(policy, tokenizer)
+        accelerator.log(state["start_eval"], step=0)
         with metrics_file.open("a") as handle:
-            handle.write(json.dumps({"iteration": 0, **run_evaluation()}) + "\n")
+            handle.write(json.dumps({"iteration": 0, **state["start_eval"]}) + "\n")
     total_time = Timings()
     for iteration in range(state["iteration"], iterations):
         timings = Timings()
