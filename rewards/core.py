@@ -9,6 +9,13 @@ turn and Ŝ the slots generated so far (act slots of informing acts and
     Rg   = |Sgt ∩ Ŝ| ρg / |Sgt|,      ρg = exp(-β |Sgt \\ Ŝ| / |Sgt|)           (3)
     Rtod = (|SVgt ∩ SV̂| ρu + |Sgt ∩ Ŝ| ρg) / (|SVgt| + |Sgt|)                 (4)
 
+Which generated slots form Ŝ is ``request_spans``: "either" (an informing
+act or a placeholder names it), "each" (seed 004 gives the act span and the
+response "the same reward function": each is scored by Eq. 3 and the two are
+averaged, so a slot named only in the act no longer answers for the
+response; a generation without an act span is scored on its response) or
+"response" (placeholders only, what Success checks).
+
 The penalty is kept as printed: it counts only what is missing, so extra
 predictions cost nothing. ``symmetric=True`` also counts predictions outside
 the gold set: ρ = exp(-α (|gold \\ pred| + |pred \\ gold|) / max(|gold|, 1)).
@@ -29,6 +36,8 @@ from dataclasses import dataclass
 
 REWARDS = ("understanding", "generation", "tod")
 
+REQUEST_SPANS = ("either", "each", "response")
+
 INFORMING_ACTS: frozenset[str] = frozenset({"inform", "recommend", "select", "offerbook", "offerbooked", "book"})
 """Acts whose slots give the user a value, and so can satisfy a request."""
 
@@ -46,10 +55,14 @@ class RewardConfig:
     symmetric: bool = False
     """Also penalize predicted items that are not in the gold set."""
     informing_acts: frozenset[str] = INFORMING_ACTS
+    request_spans: str = "either"
+    """Where a requested slot may be given: "either" span, "each" of act and response, or the "response"."""
 
     def __post_init__(self) -> None:
         if self.reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
+        if self.request_spans not in REQUEST_SPANS:
+            raise ValueError(f"request_spans must be one of {REQUEST_SPANS}, got {self.request_spans!r}")
         for name in ("alpha", "beta"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -72,11 +85,19 @@ class Tally:
     request_total: int = 0
     """|Sgt|"""
     request_hits: int = 0
-    """|Sgt ∩ Ŝ|"""
+    """|Sgt ∩ Ŝ| with Ŝ the slots of informing acts and placeholders together"""
     request_extra: int = 0
-    """|Ŝ \\ Sgt|"""
+    """|Ŝ \\ Sgt|, same Ŝ"""
+    act_hits: int = 0
+    """|Sgt ∩ Ŝ| with Ŝ the slots of informing acts only"""
+    act_extra: int = 0
+    placeholder_hits: int = 0
+    """|Sgt ∩ Ŝ| with Ŝ the slots of placeholders only"""
+    placeholder_extra: int = 0
     response_closed: bool = False
     """<eos_r> was generated."""
+    act_opened: bool = False
+    """<sos_a> was generated: the act span is scored on its own under request_spans="each"."""
 
 
 def matched_mass(hits: int, total: int, extra: int, weight: float, symmetric: bool) -> float:
@@ -114,12 +135,23 @@ def understanding(tally: Tally, config: RewardConfig) -> float:
     return penalized_recall(t.state_hits, t.state_total, t.state_extra, config.alpha, config.symmetric, t.state_closed)
 
 
-def generation(tally: Tally, config: RewardConfig) -> float:
-    """Rg, Eq. 3."""
+def request_counts(tally: Tally, spans: str) -> list[tuple[int, int]]:
+    """(hits, extra) of each span scored on its own: one pair, or for "each" the act's (once an act span is
+    written; In-Car's format has none) and the response's."""
     t = tally
-    return penalized_recall(
-        t.request_hits, t.request_total, t.request_extra, config.beta, config.symmetric, t.response_closed
-    )
+    if spans == "either":
+        return [(t.request_hits, t.request_extra)]
+    if spans == "response" or not t.act_opened:
+        return [(t.placeholder_hits, t.placeholder_extra)]
+    return [(t.act_hits, t.act_extra), (t.placeholder_hits, t.placeholder_extra)]
+
+
+def generation(tally: Tally, config: RewardConfig) -> float:
+    """Rg, Eq. 3 (the mean over the act and the response for request_spans="each")."""
+    t = tally
+    scores = [penalized_recall(hits, t.request_total, extra, config.beta, config.symmetric, t.response_closed)
+              for hits, extra in request_counts(t, config.request_spans)]
+    return sum(scores) / len(scores)
 
 
 def tod(tally: Tally, config: RewardConfig) -> float:
@@ -134,8 +166,9 @@ def tod(tally: Tally, config: RewardConfig) -> float:
     if total == 0:
         return (understanding(t, config) + generation(t, config)) / 2
     state = matched_mass(t.state_hits, t.state_total, t.state_extra, config.alpha, config.symmetric)
-    request = matched_mass(t.request_hits, t.request_total, t.request_extra, config.beta, config.symmetric)
-    return (state + request) / total
+    counts = request_counts(t, config.request_spans)
+    request = sum(matched_mass(hits, t.request_total, extra, config.beta, config.symmetric) for hits, extra in counts)
+    return (state + request / len(counts)) / total
 
 
 REWARD_FUNCTIONS = {"understanding": understanding, "generation": generation, "tod": tod}

@@ -29,7 +29,7 @@ class RewardTracker(SpanParser):
         self.config = config or RewardConfig()
         self.tally = Tally(state_total=len(gold.pairs), request_total=len(gold.requested))
         self._predicted: dict[tuple[str, str], str] = {}
-        self._slots: set[str] = set()
+        self._slots: dict[str, set[str]] = {"either": set(), "act": set(), "placeholder": set()}
         self._formula = REWARD_FUNCTIONS[self.config.reward]
         self._reward: float | None = None  # None once the tally has changed
 
@@ -66,20 +66,27 @@ class RewardTracker(SpanParser):
     def _on_act_slot(self, domain: str, act: str, slot: str) -> None:
         super()._on_act_slot(domain, act, slot)
         if act in self.config.informing_acts:
-            self._generated(slot)
+            self._generated(slot, "act")
 
     def _on_placeholder(self, slot: str) -> None:
-        self._generated(slot)
+        self._generated(slot, "placeholder")
 
-    def _generated(self, slot: str) -> None:
-        if slot in self._slots:
-            return
-        self._slots.add(slot)
-        self._reward = None
-        if slot in self.gold.requested:
-            self.tally.request_hits += 1
-        else:
-            self.tally.request_extra += 1
+    def _generated(self, slot: str, where: str) -> None:
+        """Count `slot` once per span it appears in, and once for the two together."""
+        hit = slot in self.gold.requested
+        for channel, prefix in (("either", "request"), (where, where)):
+            seen = self._slots[channel]
+            if slot in seen:
+                continue
+            seen.add(slot)
+            self._reward = None
+            field = f"{prefix}_{'hits' if hit else 'extra'}"
+            setattr(self.tally, field, getattr(self.tally, field) + 1)
+
+    def _on_span_start(self, span: str) -> None:
+        if span == "a" and not self.tally.act_opened:
+            self.tally.act_opened = True
+            self._reward = None
 
     def _on_span_end(self, span: str) -> None:
         self._reward = None

@@ -60,14 +60,17 @@ def generation_reward(
     beta: float = 1.0,
     symmetric: bool = False,
     informing_acts: Iterable[str] = INFORMING_ACTS,
+    request_spans: str = "either",
 ) -> float:
     """Rg (Eq. 3): requested slots found in informing acts or [value_x] placeholders.
 
     >>> gold = Gold({}, {"hotel": ["phone", "postcode"]})
-    >>> generation_reward("<sos_a> [hotel] [inform] phone <eos_a> <sos_r> it is [value_postcode] .", gold)
-    1.0
+    >>> text = "<sos_a> [hotel] [inform] phone <eos_a> <sos_r> it is [value_postcode] ."
+    >>> generation_reward(text, gold), round(generation_reward(text, gold, request_spans="each"), 4)
+    (1.0, 0.3033)
     """
-    config = RewardConfig("generation", beta=beta, symmetric=symmetric, informing_acts=frozenset(informing_acts))
+    config = RewardConfig("generation", beta=beta, symmetric=symmetric, informing_acts=frozenset(informing_acts),
+                          request_spans=request_spans)
     return _score(generation, gold, config, None)
 
 
@@ -80,9 +83,10 @@ def tod_reward(
     symmetric: bool = False,
     slots: Slots | None = None,
     informing_acts: Iterable[str] = INFORMING_ACTS,
+    request_spans: str = "either",
 ) -> float:
     """Rtod (Eq. 4): Ru and Rg weighted by the sizes of their gold sets."""
-    config = RewardConfig("tod", alpha, beta, symmetric, frozenset(informing_acts))
+    config = RewardConfig("tod", alpha, beta, symmetric, frozenset(informing_acts), request_spans)
     return _score(generation, gold, config, slots)
 
 
@@ -133,6 +137,7 @@ def token_rewards(
     beta: float = 1.0,
     symmetric: bool = False,
     informing_acts: Iterable[str] = INFORMING_ACTS,
+    request_spans: str = "either",
     slots: Slots | SlotVocabulary | None = None,
 ) -> list[float]:
     """One reward per token, in one pass over the generation.
@@ -147,7 +152,7 @@ def token_rewards(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    config = RewardConfig(reward, alpha, beta, symmetric, frozenset(informing_acts))
+    config = RewardConfig(reward, alpha, beta, symmetric, frozenset(informing_acts), request_spans)
     tracker = RewardTracker(as_gold(gold), config, slots)
     cumulative = [tracker.step(piece) for piece in token_pieces(tokens)]
     if mode == "cumulative":

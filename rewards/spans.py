@@ -129,6 +129,9 @@ class SpanParser:
     def _on_placeholder(self, slot: str) -> None:
         """A [value_slot] in the response; the text itself is kept by the reader."""
 
+    def _on_span_start(self, span: str) -> None:
+        """span is "b", "a" or "r"."""
+
     def _on_span_end(self, span: str) -> None:
         """span is "b", "a" or "r"."""
 
@@ -154,7 +157,9 @@ class SpanParser:
         opening = marker.startswith("<sos")
         span = marker[-2]
         self._span = span if opening else None
-        if not opening:
+        if opening:
+            self._on_span_start(span)
+        else:
             self._on_span_end(span)
 
     def _belief_unit(self, kind: str, text: str) -> None:

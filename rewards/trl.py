@@ -35,11 +35,12 @@ class TODRewardFunction:
         beta: float = 1.0,
         symmetric: bool = False,
         informing_acts: Iterable[str] = INFORMING_ACTS,
+        request_spans: str = "either",
         slots: Slots | None = None,
         state_column: str = "belief_state",
         requests_column: str = "requested_slots",
     ) -> None:
-        self.config = RewardConfig(reward, alpha, beta, symmetric, frozenset(informing_acts))
+        self.config = RewardConfig(reward, alpha, beta, symmetric, frozenset(informing_acts), request_spans)
         self.vocabulary = SlotVocabulary(slots)
         self.state_column = state_column
         self.requests_column = requests_column

@@ -113,6 +113,29 @@ def test_requests_are_met_by_informing_acts_and_response_placeholders_only():
     assert generation_reward("<sos_r> call [value_phone].", gold) == 1.0
 
 
+def test_request_spans_decide_where_a_request_may_be_answered():
+    gold = Gold({}, {"hotel": ["phone", "postcode"]})
+    act_only = "<sos_a> [hotel] [inform] phone postcode <eos_a> <sos_r> anything else ? <eos_r>"
+    both = "<sos_a> [hotel] [inform] phone postcode <eos_a> <sos_r> [value_phone] , [value_postcode] . <eos_r>"
+    assert generation_reward(act_only, gold) == 1.0
+    assert generation_reward(act_only, gold, request_spans="response") == 0.0
+    assert generation_reward(act_only, gold, request_spans="each") == pytest.approx(0.5)
+    assert generation_reward(both, gold, request_spans="each") == 1.0
+    # Each span carries its own penalty: the act gives one of two slots, the response both.
+    half = "<sos_a> [hotel] [inform] phone <eos_a> <sos_r> [value_phone] , [value_postcode] . <eos_r>"
+    assert generation_reward(half, gold, request_spans="each") == pytest.approx((0.5 * math.exp(-0.5) + 1.0) / 2)
+    # In Eq. 4 the two spans share the weight |Sgt|: Rtod stays a weighted mean of Ru and Rg.
+    turn = Gold({"hotel": {"area": "north"}}, {"hotel": ["phone", "postcode"]})
+    text = "<sos_b> [hotel] area north <eos_b> " + act_only
+    assert tod_reward(text, turn, request_spans="each") == pytest.approx((1.0 + 2 * 0.5) / 3)
+    pieces = [word + " " for word in text.split(" ")]
+    assert sum(token_rewards(pieces, turn, "delta", request_spans="each")) == pytest.approx(2 / 3)
+    # Nothing requested: each span pays its penalty alone once the response is closed.
+    nothing = Gold({}, {})
+    extra = "<sos_a> [hotel] [inform] phone <eos_a> <sos_r> ok . <eos_r>"
+    assert generation_reward(extra, nothing, request_spans="each", symmetric=True) == pytest.approx((math.exp(-1) + 1) / 2)
+
+
 def test_tracker_gives_the_reward_of_each_prefix():
     tracker = RewardTracker(Gold({"taxi": {"leave": "17:15"}}, {}))
     assert [tracker.step(piece) for piece in ["<sos_b> [ta", "xi] leave 17", ":15", " <eos", "_b>"]] == [0, 0, 0, 0, 1]
@@ -163,6 +186,7 @@ def test_gold_is_built_from_turn_records_dicts_and_json():
         (lambda: RewardConfig("bleu"), "reward must be one of"),
         (lambda: RewardConfig(alpha=-1.0), "alpha must be a finite number >= 0"),
         (lambda: RewardConfig(beta=float("nan")), "beta must be"),
+        (lambda: RewardConfig(request_spans="act"), "request_spans must be one of"),
         (lambda: batch_token_rewards([["a"]], []), "1 generations but 0 gold turns"),
     ],
 )

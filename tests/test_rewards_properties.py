@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rewards import Gold, build_target, parse_target, token_rewards, tod_reward
-from rewards.core import REWARDS
+from rewards.core import REQUEST_SPANS, REWARDS
 from rewards.score import sequence_rewards
 from rewards.spans import DEFAULT_SLOTS, SPAN_TOKENS, SpanParser, Target
 
@@ -32,7 +32,8 @@ assert not SLOT_NAMES & set(VALUE_WORDS)
 adversarial_text = st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join)
 any_text = st.one_of(st.text(max_size=80), adversarial_text)
 configs = st.fixed_dictionaries(
-    {"reward": st.sampled_from(REWARDS), "alpha": st.floats(0, 5), "beta": st.floats(0, 5), "symmetric": st.booleans()}
+    {"reward": st.sampled_from(REWARDS), "alpha": st.floats(0, 5), "beta": st.floats(0, 5), "symmetric": st.booleans(),
+     "request_spans": st.sampled_from(REQUEST_SPANS)}
 )
 
 
@@ -70,12 +71,13 @@ responses = st.lists(
 
 
 @st.composite
-def gold_turns(draw):
-    """A gold turn and its gold target: every requested slot answered, nothing else offered."""
+def gold_turns(draw, answered_in_both=False):
+    """A gold turn and its gold target: every requested slot answered (by the act or the response, or by both
+    when `answered_in_both`), nothing else offered."""
     state = draw(belief_states())
     requested = draw(st.lists(st.sampled_from(REQUESTABLE), unique=True, max_size=4))
-    in_act = [slot for slot in requested if draw(st.booleans())]
-    in_response = [slot for slot in requested if slot not in in_act]
+    in_act = [slot for slot in requested if answered_in_both or draw(st.booleans())]
+    in_response = requested if answered_in_both else [slot for slot in requested if slot not in in_act]
     act = {"general": {"reqmore": []}}
     if in_act:
         act = {"hotel": {"inform": in_act, "request": ["area"]}, **act}
@@ -127,9 +129,9 @@ def test_never_raises_and_every_reward_lies_in_the_unit_interval(text, turn, con
 
 
 @settings(max_examples=200, deadline=None)
-@given(turn=gold_turns(), config=configs)
-def test_the_gold_target_scores_one_and_an_empty_generation_zero(turn, config):
-    gold, target, _ = turn
+@given(config=configs, data=st.data())
+def test_the_gold_target_scores_one_and_an_empty_generation_zero(config, data):
+    gold, target, _ = data.draw(gold_turns(answered_in_both=config["request_spans"] != "either"))
     assert sequence_rewards([target, ""], [gold, gold], **config) == [1.0, 0.0]
     assert token_rewards([], gold, "delta", **config) == []
 
@@ -145,9 +147,9 @@ def test_delta_rewards_sum_to_the_reward_of_the_whole_generation(text, turn, con
 
 
 @settings(max_examples=200, deadline=None)
-@given(turn=gold_turns(), config=configs, data=st.data())
-def test_cumulative_reward_along_the_gold_target_never_decreases(turn, config, data):
-    gold, target, _ = turn
+@given(config=configs, data=st.data())
+def test_cumulative_reward_along_the_gold_target_never_decreases(config, data):
+    gold, target, _ = data.draw(gold_turns(answered_in_both=config["request_spans"] != "either"))
     tokens = split(target, data.draw(st.lists(st.integers(0, len(target)), max_size=30)))
     curve = token_rewards(tokens, gold, "cumulative", **config)
     assert all(before <= after for before, after in zip(curve, curve[1:]))

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from rewards.core import REQUEST_SPANS
 from tqdm.auto import tqdm
 
 from todrl.adapters import AdapterConfig, after_optimizer_step, orthogonality_loss
@@ -74,6 +75,10 @@ class RLConfig(DataConfig):
     symmetric: bool = False
     """Also charge generated slot-values and requested slots that are not in the gold turn. The penalty as printed
     counts only what is missing, so over-generating costs nothing and a long run can drift there."""
+    request_spans: str = "either"
+    """Where a requested slot earns the generation reward: either span, each of act and response (averaged: seed
+    004 scores both generation tasks with Eq. 3), or the response only. With "either", naming a slot in the act
+    satisfies the request even when the response never gives it, which is what Success checks."""
     kl_coef: float = 0.01
     """beta_0 of the KL penalty (Eq. 5); seed 004 uses 0.01."""
     kl_target: float | None = 1.0
@@ -121,7 +126,8 @@ class RLConfig(DataConfig):
     """Continue from output_dir/last."""
 
     def __post_init__(self) -> None:
-        choices = {"algo": ("ppo", "nlpo"), "reward": REWARDS, "reward_mode": MODES, "value_model": ("head", "separate")}
+        choices = {"algo": ("ppo", "nlpo"), "reward": REWARDS, "reward_mode": MODES, "value_model": ("head", "separate"),
+                   "request_spans": REQUEST_SPANS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -143,7 +149,7 @@ class RLConfig(DataConfig):
 
     @property
     def reward_options(self) -> dict[str, float | bool]:
-        return {"alpha": self.alpha, "beta": self.beta, "symmetric": self.symmetric}
+        return {"alpha": self.alpha, "beta": self.beta, "symmetric": self.symmetric, "request_spans": self.request_spans}
 
     @property
     def minibatches(self) -> int:
