@@ -141,7 +141,8 @@ class Stages:
     """The plan, printed up front, and each stage's measured wall time against it.
 
     Wall times are kept in `stage_seconds.json`, so a benchmark finished over
-    several invocations still reports what every stage cost.
+    several invocations, or by several at once (`--seeds 1` and `--seeds 2,3`
+    on two cores, then one more to gather), still reports what every stage cost.
     """
 
     def __init__(self, benches: dict[str, CorpusBench], seeds: list[int], times_file: Path) -> None:
@@ -177,8 +178,16 @@ class Stages:
         result = work(skip=False)
         stage.seconds = time.perf_counter() - began
         print(f"[{self.elapsed()}] {name}: {stage.seconds / 60:.1f} min", flush=True)
-        self.times_file.write_text(json.dumps({n: s.seconds for n, s in self.stages.items() if s.seconds is not None}, indent=1))
+        self.record(name)
         return result
+
+    def record(self, name: str) -> None:
+        """Add one stage's time to the file, keeping what other invocations (on other cores) wrote meanwhile."""
+        recorded = json.loads(self.times_file.read_text()) if self.times_file.is_file() else {}
+        recorded[name] = self.stages[name].seconds
+        partial = self.times_file.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(recorded, indent=1))
+        partial.replace(self.times_file)
 
     def elapsed(self) -> str:
         seconds = int(time.perf_counter() - self.start)
