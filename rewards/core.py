@@ -9,6 +9,11 @@ turn and Ŝ the slots generated so far (act slots of informing acts and
     Rg   = |Sgt ∩ Ŝ| ρg / |Sgt|,      ρg = exp(-β |Sgt \\ Ŝ| / |Sgt|)           (3)
     Rtod = (|SVgt ∩ SV̂| ρu + |Sgt ∩ Ŝ| ρg) / (|SVgt| + |Sgt|)                 (4)
 
+``request_weight`` w counts each requested slot as w belief pairs in Eq. 4,
+(|SVgt ∩ SV̂| ρu + w |Sgt ∩ Ŝ| ρg) / (|SVgt| + w |Sgt|): the cumulative state
+holds many more items than a turn's requests, so with w = 1 (as printed) Rg is
+a few percent of Rtod on MultiWOZ.
+
 Which generated slots form Ŝ is ``request_spans``: "either" (an informing
 act or a placeholder names it), "each" (seed 004 gives the act span and the
 response "the same reward function": each is scored by Eq. 3 and the two are
@@ -57,13 +62,15 @@ class RewardConfig:
     informing_acts: frozenset[str] = INFORMING_ACTS
     request_spans: str = "either"
     """Where a requested slot may be given: "either" span, "each" of act and response, or the "response"."""
+    request_weight: float = 1.0
+    """What one requested slot weighs against one belief pair in Rtod (1 = Eq. 4 as printed)."""
 
     def __post_init__(self) -> None:
         if self.reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
         if self.request_spans not in REQUEST_SPANS:
             raise ValueError(f"request_spans must be one of {REQUEST_SPANS}, got {self.request_spans!r}")
-        for name in ("alpha", "beta"):
+        for name in ("alpha", "beta", "request_weight"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -162,13 +169,14 @@ def tod(tally: Tally, config: RewardConfig) -> float:
     0.75
     """
     t = tally
-    total = t.state_total + t.request_total
+    weight = config.request_weight
+    total = t.state_total + weight * t.request_total
     if total == 0:
         return (understanding(t, config) + generation(t, config)) / 2
     state = matched_mass(t.state_hits, t.state_total, t.state_extra, config.alpha, config.symmetric)
     counts = request_counts(t, config.request_spans)
     request = sum(matched_mass(hits, t.request_total, extra, config.beta, config.symmetric) for hits, extra in counts)
-    return (state + request / len(counts)) / total
+    return (state + weight * request / len(counts)) / total
 
 
 REWARD_FUNCTIONS = {"understanding": understanding, "generation": generation, "tod": tod}

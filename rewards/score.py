@@ -84,9 +84,10 @@ def tod_reward(
     slots: Slots | None = None,
     informing_acts: Iterable[str] = INFORMING_ACTS,
     request_spans: str = "either",
+    request_weight: float = 1.0,
 ) -> float:
-    """Rtod (Eq. 4): Ru and Rg weighted by the sizes of their gold sets."""
-    config = RewardConfig("tod", alpha, beta, symmetric, frozenset(informing_acts), request_spans)
+    """Rtod (Eq. 4): Ru and Rg weighted by the sizes of their gold sets (requests by `request_weight` each)."""
+    config = RewardConfig("tod", alpha, beta, symmetric, frozenset(informing_acts), request_spans, request_weight)
     return _score(generation, gold, config, slots)
 
 
@@ -138,6 +139,7 @@ def token_rewards(
     symmetric: bool = False,
     informing_acts: Iterable[str] = INFORMING_ACTS,
     request_spans: str = "either",
+    request_weight: float = 1.0,
     slots: Slots | SlotVocabulary | None = None,
 ) -> list[float]:
     """One reward per token, in one pass over the generation.
@@ -152,7 +154,7 @@ def token_rewards(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    config = RewardConfig(reward, alpha, beta, symmetric, frozenset(informing_acts), request_spans)
+    config = RewardConfig(reward, alpha, beta, symmetric, frozenset(informing_acts), request_spans, request_weight)
     tracker = RewardTracker(as_gold(gold), config, slots)
     cumulative = [tracker.step(piece) for piece in token_pieces(tokens)]
     if mode == "cumulative":

@@ -36,11 +36,12 @@ class TODRewardFunction:
         symmetric: bool = False,
         informing_acts: Iterable[str] = INFORMING_ACTS,
         request_spans: str = "either",
+        request_weight: float = 1.0,
         slots: Slots | None = None,
         state_column: str = "belief_state",
         requests_column: str = "requested_slots",
     ) -> None:
-        self.config = RewardConfig(reward, alpha, beta, symmetric, frozenset(informing_acts), request_spans)
+        self.config = RewardConfig(reward, alpha, beta, symmetric, frozenset(informing_acts), request_spans, request_weight)
         self.vocabulary = SlotVocabulary(slots)
         self.state_column = state_column
         self.requests_column = requests_column

@@ -136,6 +136,16 @@ def test_request_spans_decide_where_a_request_may_be_answered():
     assert generation_reward(extra, nothing, request_spans="each", symmetric=True) == pytest.approx((math.exp(-1) + 1) / 2)
 
 
+def test_request_weight_counts_each_request_as_that_many_belief_pairs():
+    text = "<sos_b> [restaurant] food modern british area centre pricerange cheap <eos_b> <sos_r> [value_phone] . <eos_r>"
+    half = 1 * math.exp(-1 / 2)  # one of the two requests given
+    assert tod_reward(text, GOLD) == pytest.approx((3 + half) / 5)
+    assert tod_reward(text, GOLD, request_weight=4.0) == pytest.approx((3 + 4 * half) / (3 + 4 * 2))
+    assert tod_reward(text, GOLD, request_weight=0.0) == 1.0
+    pieces = [word + " " for word in text.split(" ")]
+    assert sum(token_rewards(pieces, GOLD, request_weight=4.0)) == pytest.approx(tod_reward(text, GOLD, request_weight=4.0))
+
+
 def test_tracker_gives_the_reward_of_each_prefix():
     tracker = RewardTracker(Gold({"taxi": {"leave": "17:15"}}, {}))
     assert [tracker.step(piece) for piece in ["<sos_b> [ta", "xi] leave 17", ":15", " <eos", "_b>"]] == [0, 0, 0, 0, 1]
@@ -187,6 +197,7 @@ def test_gold_is_built_from_turn_records_dicts_and_json():
         (lambda: RewardConfig(alpha=-1.0), "alpha must be a finite number >= 0"),
         (lambda: RewardConfig(beta=float("nan")), "beta must be"),
         (lambda: RewardConfig(request_spans="act"), "request_spans must be one of"),
+        (lambda: RewardConfig(request_weight=-2.0), "request_weight must be a finite number >= 0"),
         (lambda: batch_token_rewards([["a"]], []), "1 generations but 0 gold turns"),
     ],
 )

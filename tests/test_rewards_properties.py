@@ -33,7 +33,7 @@ adversarial_text = st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join
 any_text = st.one_of(st.text(max_size=80), adversarial_text)
 configs = st.fixed_dictionaries(
     {"reward": st.sampled_from(REWARDS), "alpha": st.floats(0, 5), "beta": st.floats(0, 5), "symmetric": st.booleans(),
-     "request_spans": st.sampled_from(REQUEST_SPANS)}
+     "request_spans": st.sampled_from(REQUEST_SPANS), "request_weight": st.floats(0, 10)}
 )
 
 

@@ -79,6 +79,8 @@ class RLConfig(DataConfig):
     """Where a requested slot earns the generation reward: either span, each of act and response (averaged: seed
     004 scores both generation tasks with Eq. 3), or the response only. With "either", naming a slot in the act
     satisfies the request even when the response never gives it, which is what Success checks."""
+    request_weight: float = 1.0
+    """Weight of one requested slot against one belief pair in Rtod (1 = Eq. 4 as printed)."""
     kl_coef: float = 0.01
     """beta_0 of the KL penalty (Eq. 5); seed 004 uses 0.01."""
     kl_target: float | None = 1.0
@@ -149,7 +151,8 @@ class RLConfig(DataConfig):
 
     @property
     def reward_options(self) -> dict[str, float | bool]:
-        return {"alpha": self.alpha, "beta": self.beta, "symmetric": self.symmetric, "request_spans": self.request_spans}
+        return {"alpha": self.alpha, "beta": self.beta, "symmetric": self.symmetric, "request_spans": self.request_spans,
+                "request_weight": self.request_weight}
 
     @property
     def minibatches(self) -> int:
