@@ -1,0 +1,126 @@
+"""Does an RL run change greedy dev behaviour for the better, or only by as much as any change of its size would?
+
+Greedy decoding of a small policy flips wherever two tokens are nearly tied,
+so any update moves dev scores. This puts an RL checkpoint beside random
+changes of the same size: the SFT weights plus Gaussian noise (each tensor's
+noise has standard deviation `scale` x the tensor's mean absolute weight), two
+seeds per scale. Size is the KL from the SFT policy along the SFT policy's own
+greedy dev generations (nats per turn, summed over tokens). Every model is
+scored on the run's dev dialogues as RL evaluates them (task reward, JGA,
+Inform, Success, BLEU, Combined), plus the number of turns whose belief state
+differs from SFT's.
+
+    python scripts/perturbation_baseline.py --config configs/probe_multiwoz21_dev.yaml \\
+        runs/probe/rtod/best runs/probe/kl_only/best --scales 0.02,0.04,0.06,0.08
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+
+import torch
+from rewards.spans import parse_target
+
+from todrl.config import parse_config
+from todrl.evaluate.generate import predict_dialogues
+from todrl.generation import pad_sources
+from todrl.models import is_seq2seq, load_policy
+from todrl.rl.build import contexts, sft_checkpoint
+from todrl.rl.evaluation import DevEvaluation
+from todrl.rl.rollout import score
+from todrl.rl.trainer import RLConfig
+
+
+@torch.no_grad()
+def greedy_ids(model, tokenizer, sources: list[str], cfg: RLConfig, batch_size: int) -> list[tuple[dict, torch.Tensor, torch.Tensor]]:
+    """Per batch: the padded sources, SFT's greedy response ids and their mask (up to and including end-of-sequence)."""
+    seq2seq = is_seq2seq(model)
+    batches = []
+    for start in range(0, len(sources), batch_size):
+        batch = pad_sources(tokenizer, sources[start : start + batch_size], seq2seq, cfg.max_source_length, "cpu")
+        out = model.generate(**batch, max_new_tokens=cfg.max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        response = out[:, 1:] if seq2seq else out[:, batch["input_ids"].shape[1] :]
+        ended_before = (response == tokenizer.eos_token_id).long().cumsum(-1) - (response == tokenizer.eos_token_id).long()
+        batches.append((batch, response, (ended_before == 0).long()))
+    return batches
+
+
+@torch.no_grad()
+def kl_from(reference, model, batches) -> float:
+    """Mean over turns of sum_t KL(reference || model) along the reference's greedy responses."""
+    total, turns = 0.0, 0
+    for batch, response, mask in batches:
+        args = (batch["input_ids"], batch["attention_mask"], response, mask)
+        log_p = score(reference, *args, with_hidden=False)[0].log_softmax(-1)
+        log_q = score(model, *args, with_hidden=False)[0].log_softmax(-1)
+        total += ((log_p.exp() * (log_p - log_q)).sum(-1) * mask).sum().item()
+        turns += response.shape[0]
+    return total / turns
+
+
+def states(model, tokenizer, dialogues, cfg: RLConfig) -> list[dict]:
+    _, texts = predict_dialogues(model, tokenizer, dialogues, cfg.dataset, max_source_length=cfg.max_source_length,
+                                 max_new_tokens=cfg.max_new_tokens, batch_size=64)
+    return [parse_target(text).belief_state for text in texts]
+
+
+def perturbed(model, scale: float, seed: int):
+    noisy = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for weight in noisy.parameters():
+            weight.add_(torch.randn(weight.shape, generator=generator) * scale * weight.abs().mean())
+    return noisy
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoints", nargs="*", type=Path, help="RL checkpoints (best/ or last/ of RL runs)")
+    parser.add_argument("--config", required=True, help="RL config naming the SFT model and the dev split")
+    parser.add_argument("--scales", default="0.02,0.04,0.06,0.08", help="noise scales, comma-separated")
+    parser.add_argument("--seeds", default="1,2", help="noise seeds, comma-separated")
+    parser.add_argument("--json", type=Path, help="also write every row to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    cfg = parse_config(RLConfig, ["--config", args.config])
+    _, dialogues = contexts(cfg)
+    evaluate = DevEvaluation(dialogues, cfg.dataset, cfg.data_dir, cfg.reward, cfg.reward_options,
+                             cfg.max_source_length, cfg.max_new_tokens, 64)
+    sft, tokenizer = load_policy(sft_checkpoint(cfg.model))
+    sft.eval()
+    sources = [example.source for example in evaluate.examples]
+    batches = greedy_ids(sft, tokenizer, sources, cfg, 64)
+    sft_states = states(sft, tokenizer, dialogues, cfg)
+
+    def row(name: str, model) -> dict:
+        model.eval()
+        changed = sum(a != b for a, b in zip(sft_states, states(model, tokenizer, dialogues, cfg)))
+        result = {"model": name, "kl": kl_from(sft, model, batches), "states_changed": changed, **evaluate(model, tokenizer)}
+        keys = ("eval/task_reward", "eval/jga", "eval/inform", "eval/success", "eval/bleu", "eval/combined")
+        print(f"| {name} | {result['kl']:.3f} | {changed} | " + " | ".join(f"{result.get(k, float('nan')):.3f}"
+              if k == "eval/task_reward" else f"{result.get(k, float('nan')):.1f}" for k in keys) + " |", flush=True)
+        return result
+
+    print(f"{len(sources)} dev turns of {len(dialogues)} dialogues; KL in nats per turn along SFT's greedy outputs\n")
+    print("| model | KL to SFT | states changed | task reward | JGA | Inform | Success | BLEU | Combined |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = [row("SFT", sft)]
+    for checkpoint in args.checkpoints:
+        if not checkpoint.is_dir():
+            sys.exit(f"perturbation_baseline: no checkpoint directory at {checkpoint}")
+        model, _ = load_policy(checkpoint)
+        rows.append(row(str(checkpoint), model.merge_and_unload() if hasattr(model, "merge_and_unload") else model))
+    for scale in (float(s) for s in args.scales.split(",")):
+        for seed in (int(s) for s in args.seeds.split(",")):
+            rows.append(row(f"noise {scale:g}, seed {seed}", perturbed(sft, scale, seed)))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
