@@ -99,6 +99,26 @@ def test_short_run_raises_task_reward_on_fixed_contexts(sft_policy, tmp_path):
         assert name in metrics(out)[-1]
 
 
+def gold_loss(checkpoint: Path, max_length: int) -> float:
+    """Cross-entropy of the fixed contexts' gold targets, as transformers computes it from labels."""
+    policy, tokenizer = load_policy(checkpoint)
+    policy = policy.merge_and_unload() if hasattr(policy, "merge_and_unload") else policy
+    examples = build_examples(train_dev("multiwoz21", None, "train", "val")[0])[:CONTEXTS]
+    ids, mask = trainer.gold_targets(tokenizer, examples, max_length, "cpu")
+    sources = tokenizer([e.source for e in examples], return_tensors="pt", padding=True, truncation=True, max_length=64)
+    with torch.no_grad():
+        return policy.eval()(**sources, labels=ids.masked_fill(mask == 0, -100)).loss.item()
+
+
+def test_sft_term_fits_the_gold_targets(sft_policy, tmp_path):
+    out = tmp_path / "rl"
+    train(config(sft_policy, out, reward="none", sft_coef=1.0, episodes=6 * 8, save_every=100))
+    start, end = gold_loss(sft_policy / "best", 16), gold_loss(out / "last", 16)
+    logged = [m["ppo/sft_loss"] for m in metrics(out)]
+    assert logged[0] == pytest.approx(start, rel=0.2)  # the first iteration's updates start from the SFT policy
+    assert end < start - 0.05 and logged[-1] < logged[0]
+
+
 def test_sft_start_is_evaluated_as_reference_but_never_kept_as_best(sft_policy, tmp_path):
     out = tmp_path / "rl"
     train(config(sft_policy, out, episodes=8))
@@ -217,6 +237,10 @@ def test_settings_that_cannot_work_are_rejected():
         RLConfig(target_kl=0.1, adapter=AdapterConfig(type="adalora"))
     with pytest.raises(ValueError, match="algo"):
         RLConfig(algo="grpo")
+    with pytest.raises(ValueError, match="sft_coef"):
+        RLConfig(sft_coef=-1.0)
+    with pytest.raises(ValueError, match="request_spans"):
+        RLConfig(request_spans="act")
 
 
 @pytest.mark.slow

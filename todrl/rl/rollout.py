@@ -193,6 +193,9 @@ class Rollout:
     returns: Tensor
     action_mask: Tensor | None = None
     """NLPO: ``[batch, steps, vocab]``; the update renormalizes the policy over it."""
+    target: Tensor | None = None
+    """``[batch, target steps]`` gold target ids of the episodes' turns, when the loss has an SFT term."""
+    target_mask: Tensor | None = None
 
     def select(self, index: Tensor) -> Rollout:
         """The episodes at ``index`` (a minibatch)."""

@@ -115,6 +115,10 @@ class RLConfig(DataConfig):
     """NLPO: copy the current policy into the mask policy every N iterations."""
     max_source_length: int = 256
     max_new_tokens: int = 160
+    sft_coef: float = 0.0
+    """Weight of the SFT loss (cross-entropy of the episodes' gold targets) added to the PPO loss, as in
+    InstructGPT's PPO-ptx. The KL penalty holds the policy near SFT along its own samples; this term holds the
+    likelihood of the gold turns that SFT was fitted to, which any step away from the SFT optimum lowers."""
     value_model: str = "head"
     """head: a linear critic on the policy's hidden states; separate: a second model (another copy of the weights)."""
     adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(type="lora"))
@@ -139,6 +143,8 @@ class RLConfig(DataConfig):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.minibatch_size > self.batch_size:
             raise ValueError(f"minibatch_size ({self.minibatch_size}) must not exceed batch_size ({self.batch_size})")
+        if not (math.isfinite(self.sft_coef) and self.sft_coef >= 0.0):
+            raise ValueError(f"sft_coef must be a finite number >= 0, got {self.sft_coef}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.lam <= 1.0):
@@ -212,6 +218,8 @@ def collect(agent: ActorCritic, reference: Reference, mask_policy: MaskPolicy | 
         if cfg.norm_adv:
             advantages = masked_whiten(advantages, mask)
     rollout = Rollout(query, query_mask, response, mask, logprobs, values, advantages, returns, action_mask)
+    if cfg.sft_coef > 0:
+        rollout.target, rollout.target_mask = gold_targets(tokenizer, examples, cfg.max_new_tokens, device)
     stats = {
         "env/task_reward": final.mean().item(),
         "env/shaped_return": rewards.sum(-1).mean().item(),
@@ -225,6 +233,19 @@ def collect(agent: ActorCritic, reference: Reference, mask_policy: MaskPolicy | 
     return rollout, stats
 
 
+def gold_targets(tokenizer, examples: list[Example], max_length: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gold target ids, encoded as SFT encodes them (end-of-sequence appended), right-padded, and their mask."""
+    rows = [tokenizer(e.target, add_special_tokens=False)["input_ids"][: max_length - 1] + [tokenizer.eos_token_id]
+            for e in examples]
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, row in enumerate(rows):
+        ids[index, : len(row)] = torch.tensor(row)
+        mask[index, : len(row)] = 1
+    return ids.to(device), mask.to(device)
+
+
 # ----------------------------------------------------------------------------- update
 
 
@@ -235,6 +256,7 @@ class Losses:
     v_loss: torch.Tensor
     entropy: torch.Tensor
     orth_loss: torch.Tensor
+    sft_loss: torch.Tensor
     clipfrac: torch.Tensor
     approx_kl: torch.Tensor
 
@@ -248,7 +270,13 @@ def ppo_losses(agent, policy, batch: Rollout, cfg: RLConfig) -> Losses:
         ent = entropy(logits, batch.response_mask, batch.action_mask)
     orth = orthogonality_loss(policy)
     loss = pg.pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * ent + orth
-    return Losses(loss, pg.pg_loss, v_loss, ent, orth, pg.clipfrac, pg.approx_kl)
+    sft = torch.zeros_like(loss)
+    if cfg.sft_coef > 0:
+        # Outside DDP's forward, but in the same backward: every parameter's gradient is complete before it is reduced.
+        gold = getattr(agent, "module", agent).gold_logits(batch.query, batch.query_mask, batch.target, batch.target_mask)
+        sft = masked_mean(-token_log_probs(gold, batch.target), batch.target_mask)
+        loss = loss + cfg.sft_coef * sft
+    return Losses(loss, pg.pg_loss, v_loss, ent, orth, sft, pg.clipfrac, pg.approx_kl)
 
 
 def ppo_update(agent, optimizer, rollout: Rollout, cfg: RLConfig, accelerator: Accelerator, first_slot: int,
@@ -290,7 +318,7 @@ def ppo_update(agent, optimizer, rollout: Rollout, cfg: RLConfig, accelerator: A
             optimizer.step()
             after_optimizer_step(policy, slot, lambda mb=minibatch: ppo_losses(unwrapped, policy, mb, cfg).loss)
             optimizer.zero_grad()
-            for name in ("loss", "pg_loss", "v_loss", "entropy", "orth_loss", "clipfrac", "approx_kl"):
+            for name in ("loss", "pg_loss", "v_loss", "entropy", "orth_loss", "sft_loss", "clipfrac", "approx_kl"):
                 records[name].append(getattr(losses, name).item())
             records["grad_norm"].append(grad_norm.item())
             epoch_kl.append(losses.approx_kl.item())

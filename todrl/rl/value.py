@@ -60,6 +60,10 @@ class ActorCritic(nn.Module):
         logits, hidden = score(self.policy, query, query_mask, response, response_mask)
         return logits, self.value_head(hidden)
 
+    def gold_logits(self, query: Tensor, query_mask: Tensor, target: Tensor, target_mask: Tensor) -> Tensor:
+        """The policy's teacher-forced logits on the gold targets (the SFT term of the RL loss)."""
+        return score(self.policy, query, query_mask, target, target_mask, with_hidden=False)[0]
+
     def values(self, query: Tensor, query_mask: Tensor, response: Tensor, response_mask: Tensor) -> Tensor:
         """Values alone, from the separate value model when there is one."""
         critic = self.value_model if self.value_model is not None else self.policy
