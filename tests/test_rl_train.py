@@ -130,9 +130,7 @@ def test_sft_start_is_evaluated_as_reference_but_never_kept_as_best(sft_policy, 
 
 
 def test_generalization_script_scores_sampled_and_unsampled_contexts(sft_policy, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("rl_generalization", ROOT / "scripts" / "rl_generalization.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("rl_generalization")
     out = tmp_path / "rl"
     train(config(sft_policy, out, episodes=2 * 8, max_contexts=24))
     assert len(script.sampled_contexts(RLConfig(batch_size=8, seed=42), 2, 24, 1)) == 16
@@ -144,6 +142,34 @@ def test_generalization_script_scores_sampled_and_unsampled_contexts(sft_policy,
         assert line.split("start")[0].strip() == name and change == pytest.approx(end - start, abs=1e-4)
     with pytest.raises(SystemExit, match="missing"):
         script.main([str(tmp_path)])
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def table_rows(output: str) -> dict[str, list[str]]:
+    rows = [line.strip("|").split(" | ") for line in output.splitlines() if line.startswith("| ") and "---" not in line]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows[1:]}
+
+
+def test_perturbation_and_request_scripts_score_rl_checkpoints_beside_controls(sft_policy, tmp_path, capsys):
+    out = tmp_path / "rl"
+    train(config(sft_policy, out, episodes=8))
+    run_config = str(out / "config.yaml")
+    load_script("perturbation_baseline").main(["--config", run_config, str(out / "last"), "--scales", "0.3",
+                                               "--seeds", "1", "--json", str(tmp_path / "rows.json")])
+    rows = table_rows(capsys.readouterr().out)
+    assert rows["SFT"][:2] == ["0.000", "0"]  # KL to SFT, states changed
+    assert float(rows["noise 0.3, seed 1"][0]) > 0 and str(out / "last") in rows
+    assert len(json.loads((tmp_path / "rows.json").read_text())) == 3
+    load_script("request_coverage").main(["--config", run_config, str(sft_policy / "best")])
+    rows = table_rows(capsys.readouterr().out)
+    act, response, either = map(int, rows["gold targets"])
+    assert max(act, response) <= either and str(sft_policy / "best") in rows
 
 
 def stop_after(monkeypatch, updates: int) -> None:
