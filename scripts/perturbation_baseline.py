@@ -7,8 +7,9 @@ noise has standard deviation `scale` x the tensor's mean absolute weight), two
 seeds per scale. Size is the KL from the SFT policy along the SFT policy's own
 greedy dev generations (nats per turn, summed over tokens). Every model is
 scored on the run's dev dialogues as RL evaluates them (task reward, JGA,
-Inform, Success, BLEU, Combined), plus the number of turns whose belief state
-differs from SFT's.
+Inform, Success, BLEU, Combined), plus how its belief states moved: turns
+whose state differs from SFT's, exact states turned wrong or right, and the
+extra and missing slot-value pairs against gold.
 
     python scripts/perturbation_baseline.py --config configs/probe_multiwoz21_dev.yaml \\
         runs/probe/rtod/best runs/probe/kl_only/best --scales 0.02,0.04,0.06,0.08
@@ -63,10 +64,24 @@ def kl_from(reference, model, batches) -> float:
     return total / turns
 
 
-def states(model, tokenizer, dialogues, cfg: RLConfig) -> list[dict]:
+def states(model, tokenizer, dialogues, cfg: RLConfig) -> list[set[tuple[str, str, str]]]:
+    """Each dev turn's generated belief state as (domain, slot, value) triples, in `build_examples` order."""
     _, texts = predict_dialogues(model, tokenizer, dialogues, cfg.dataset, max_source_length=cfg.max_source_length,
                                  max_new_tokens=cfg.max_new_tokens, batch_size=64)
-    return [parse_target(text).belief_state for text in texts]
+    return [pairs(parse_target(text).belief_state) for text in texts]
+
+
+def pairs(belief_state: dict) -> set[tuple[str, str, str]]:
+    return {(domain, slot, value) for domain, slots in belief_state.items() for slot, value in slots.items()}
+
+
+def state_changes(gold: list[set], before: list[set], after: list[set]) -> dict[str, int]:
+    """How the generated states moved against the gold ones (exact-match flips, extra and missing pairs)."""
+    return {"states_changed": sum(b != a for b, a in zip(before, after)),
+            "right_to_wrong": sum(b == g != a for g, b, a in zip(gold, before, after)),
+            "wrong_to_right": sum(b != g == a for g, b, a in zip(gold, before, after)),
+            "extra_pairs": sum(len(a - g) for g, a in zip(gold, after)),
+            "missing_pairs": sum(len(g - a) for g, a in zip(gold, after))}
 
 
 def perturbed(model, scale: float, seed: int):
@@ -95,20 +110,24 @@ def main(argv: list[str] | None = None) -> None:
     sft.eval()
     sources = [example.source for example in evaluate.examples]
     batches = greedy_ids(sft, tokenizer, sources, cfg, 64)
+    gold = [pairs(example.belief_state) for example in evaluate.examples]
     sft_states = states(sft, tokenizer, dialogues, cfg)
 
     def row(name: str, model) -> dict:
         model.eval()
-        changed = sum(a != b for a, b in zip(sft_states, states(model, tokenizer, dialogues, cfg)))
-        result = {"model": name, "kl": kl_from(sft, model, batches), "states_changed": changed, **evaluate(model, tokenizer)}
+        changes = state_changes(gold, sft_states, states(model, tokenizer, dialogues, cfg))
+        result = {"model": name, "kl": kl_from(sft, model, batches), **changes, **evaluate(model, tokenizer)}
         keys = ("eval/task_reward", "eval/jga", "eval/inform", "eval/success", "eval/bleu", "eval/combined")
-        print(f"| {name} | {result['kl']:.3f} | {changed} | " + " | ".join(f"{result.get(k, float('nan')):.3f}"
+        moves = f"{changes['states_changed']} | {changes['right_to_wrong']} / {changes['wrong_to_right']} | " \
+                f"{changes['extra_pairs']} / {changes['missing_pairs']}"
+        print(f"| {name} | {result['kl']:.3f} | {moves} | " + " | ".join(f"{result.get(k, float('nan')):.3f}"
               if k == "eval/task_reward" else f"{result.get(k, float('nan')):.1f}" for k in keys) + " |", flush=True)
         return result
 
     print(f"{len(sources)} dev turns of {len(dialogues)} dialogues; KL in nats per turn along SFT's greedy outputs\n")
-    print("| model | KL to SFT | states changed | task reward | JGA | Inform | Success | BLEU | Combined |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | KL to SFT | states changed | exact state right→wrong / wrong→right | extra / missing pairs "
+          "| task reward | JGA | Inform | Success | BLEU | Combined |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     rows = [row("SFT", sft)]
     for checkpoint in args.checkpoints:
         if not checkpoint.is_dir():

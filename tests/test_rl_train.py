@@ -163,7 +163,7 @@ def test_perturbation_and_request_scripts_score_rl_checkpoints_beside_controls(s
     load_script("perturbation_baseline").main(["--config", run_config, str(out / "last"), "--scales", "0.3",
                                                "--seeds", "1", "--json", str(tmp_path / "rows.json")])
     rows = table_rows(capsys.readouterr().out)
-    assert rows["SFT"][:2] == ["0.000", "0"]  # KL to SFT, states changed
+    assert rows["SFT"][:3] == ["0.000", "0", "0 / 0"]  # KL to SFT, states changed, exact-state flips
     assert float(rows["noise 0.3, seed 1"][0]) > 0 and str(out / "last") in rows
     assert len(json.loads((tmp_path / "rows.json").read_text())) == 3
     load_script("request_coverage").main(["--config", run_config, str(sft_policy / "best")])
