@@ -5,7 +5,7 @@
     TQDM_DISABLE=1 nohup python scripts/bench_learning.py > runs/bench.log &  # unattended: one line per stage
 
 For each corpus (MultiWOZ 2.1 low-resource, In-Car): SFT, then RL from that
-same SFT checkpoint once per reward (tod, the -Rg / -Ru ablations, KL only)
+same SFT checkpoint once per reward (tod, the -Rg / -Ru ablations, none: the KL penalty and any SFT term alone)
 and seed, then every model greedily generates the test split once and that
 one generation is scored by every evaluator (standard and legacy MultiWOZ
 evaluators and JGA; In-Car Match / SuccF1 / BLEU). The test split only
@@ -54,7 +54,7 @@ from todrl.sft import SFTConfig
 ROOT = Path(__file__).resolve().parents[1]
 SCALES = ("cpu", "gpu")
 CORPORA = ("multiwoz21", "incar")
-ABLATION = {"tod": "RL, Rtod", "understanding": "RL, Ru only (-Rg)", "generation": "RL, Rg only (-Ru)", "none": "RL, KL only"}
+ABLATION = {"tod": "RL, Rtod", "understanding": "RL, Ru only (-Rg)", "generation": "RL, Rg only (-Ru)", "none": "RL, no task reward"}
 """Row names of seed 004's Table 3 for each `--reward` of todrl.rl."""
 
 

@@ -65,7 +65,7 @@ class RLConfig(DataConfig):
     algo: str = "nlpo"
     """ppo | nlpo (PPO sampling within the top-p set of a periodically re-synced mask policy)."""
     reward: str = "tod"
-    """tod | understanding | generation | none (KL only: the SFT ablation)."""
+    """tod | understanding | generation | none (no task reward: the KL penalty and any SFT term alone, the control)."""
     reward_mode: str = "delta"
     """delta: each token earns the change of the prefix reward (sums to the final reward); cumulative: the prefix reward."""
     alpha: float = 1.0
