@@ -270,8 +270,10 @@ def test_settings_that_cannot_work_are_rejected():
 
 
 @pytest.mark.slow
-def test_two_processes_stay_in_sync(sft_policy, tmp_path):
-    """`accelerate launch` with 2 CPU processes: different episodes per process, identical weights after every update."""
+@pytest.mark.parametrize("sft_coef", [0.0, 1.0])
+def test_two_processes_stay_in_sync(sft_policy, tmp_path, sft_coef):
+    """`accelerate launch` with 2 CPU processes: different episodes per process, identical weights after every update,
+    also when the SFT term runs the policy outside DDP's forward."""
     out = tmp_path / "ddp"
     script = tmp_path / "spy.py"
     script.write_text(textwrap.dedent(f"""
@@ -287,7 +289,7 @@ def test_two_processes_stay_in_sync(sft_policy, tmp_path):
         trainer.ppo_update = spy
         trainer.train(trainer.RLConfig(model={str(sft_policy)!r}, output_dir={str(out)!r}, max_contexts=8, eval_dialogues=1,
                                        batch_size=4, minibatch_size=2, ppo_epochs=2, episodes=16, max_new_tokens=12,
-                                       max_source_length=64, save_every=100))
+                                       max_source_length=64, save_every=100, sft_coef={sft_coef!r}))
     """))
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
