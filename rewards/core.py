@@ -37,7 +37,7 @@ penalized. When both gold sets are empty, Rtod is the mean of Ru and Rg.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 REWARDS = ("understanding", "generation", "tod")
 
@@ -78,6 +78,14 @@ class RewardConfig:
 
 
 @dataclass
+class SlotCounts:
+    """Generated slots of one kind against the requested ones: |Sgt ∩ Ŝ| and |Ŝ \\ Sgt|."""
+
+    hits: int = 0
+    extra: int = 0
+
+
+@dataclass
 class Tally:
     """Counts behind the rewards; updated in O(1) as a generation grows."""
 
@@ -91,16 +99,12 @@ class Tally:
     """<eos_b> was generated."""
     request_total: int = 0
     """|Sgt|"""
-    request_hits: int = 0
-    """|Sgt ∩ Ŝ| with Ŝ the slots of informing acts and placeholders together"""
-    request_extra: int = 0
-    """|Ŝ \\ Sgt|, same Ŝ"""
-    act_hits: int = 0
-    """|Sgt ∩ Ŝ| with Ŝ the slots of informing acts only"""
-    act_extra: int = 0
-    placeholder_hits: int = 0
-    """|Sgt ∩ Ŝ| with Ŝ the slots of placeholders only"""
-    placeholder_extra: int = 0
+    requests: SlotCounts = field(default_factory=SlotCounts)
+    """Ŝ = the slots of informing acts and placeholders together."""
+    acts: SlotCounts = field(default_factory=SlotCounts)
+    """Ŝ = the slots of informing acts only."""
+    placeholders: SlotCounts = field(default_factory=SlotCounts)
+    """Ŝ = the slots of response placeholders only."""
     response_closed: bool = False
     """<eos_r> was generated."""
     act_opened: bool = False
@@ -142,29 +146,29 @@ def understanding(tally: Tally, config: RewardConfig) -> float:
     return penalized_recall(t.state_hits, t.state_total, t.state_extra, config.alpha, config.symmetric, t.state_closed)
 
 
-def request_counts(tally: Tally, spans: str) -> list[tuple[int, int]]:
-    """(hits, extra) of each span scored on its own: one pair, or for "each" the act's (once an act span is
-    written; In-Car's format has none) and the response's."""
+def request_counts(tally: Tally, spans: str) -> list[SlotCounts]:
+    """The counts of each span scored on its own: one, or for "each" the act's (once an act span is written;
+    In-Car's format has none) and the response's."""
     t = tally
     if spans == "either":
-        return [(t.request_hits, t.request_extra)]
+        return [t.requests]
     if spans == "response" or not t.act_opened:
-        return [(t.placeholder_hits, t.placeholder_extra)]
-    return [(t.act_hits, t.act_extra), (t.placeholder_hits, t.placeholder_extra)]
+        return [t.placeholders]
+    return [t.acts, t.placeholders]
 
 
 def generation(tally: Tally, config: RewardConfig) -> float:
     """Rg, Eq. 3 (the mean over the act and the response for request_spans="each")."""
     t = tally
-    scores = [penalized_recall(hits, t.request_total, extra, config.beta, config.symmetric, t.response_closed)
-              for hits, extra in request_counts(t, config.request_spans)]
+    scores = [penalized_recall(c.hits, t.request_total, c.extra, config.beta, config.symmetric, t.response_closed)
+              for c in request_counts(t, config.request_spans)]
     return sum(scores) / len(scores)
 
 
 def tod(tally: Tally, config: RewardConfig) -> float:
     """Rtod, Eq. 4: Ru and Rg weighted by the sizes of their gold sets.
 
-    >>> tally = Tally(state_total=3, state_hits=3, request_total=1, request_hits=0)
+    >>> tally = Tally(state_total=3, state_hits=3, request_total=1)
     >>> tod(tally, RewardConfig())
     0.75
     """
@@ -175,7 +179,7 @@ def tod(tally: Tally, config: RewardConfig) -> float:
         return (understanding(t, config) + generation(t, config)) / 2
     state = matched_mass(t.state_hits, t.state_total, t.state_extra, config.alpha, config.symmetric)
     counts = request_counts(t, config.request_spans)
-    request = sum(matched_mass(hits, t.request_total, extra, config.beta, config.symmetric) for hits, extra in counts)
+    request = sum(matched_mass(c.hits, t.request_total, c.extra, config.beta, config.symmetric) for c in counts)
     return (state + weight * request / len(counts)) / total
 
 

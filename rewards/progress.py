@@ -29,7 +29,8 @@ class RewardTracker(SpanParser):
         self.config = config or RewardConfig()
         self.tally = Tally(state_total=len(gold.pairs), request_total=len(gold.requested))
         self._predicted: dict[tuple[str, str], str] = {}
-        self._slots: dict[str, set[str]] = {"either": set(), "act": set(), "placeholder": set()}
+        self._seen: dict[str, set[str]] = {"either": set(), "act": set(), "placeholder": set()}
+        self._counts = {"either": self.tally.requests, "act": self.tally.acts, "placeholder": self.tally.placeholders}
         self._formula = REWARD_FUNCTIONS[self.config.reward]
         self._reward: float | None = None  # None once the tally has changed
 
@@ -74,14 +75,16 @@ class RewardTracker(SpanParser):
     def _generated(self, slot: str, where: str) -> None:
         """Count `slot` once per span it appears in, and once for the two together."""
         hit = slot in self.gold.requested
-        for channel, prefix in (("either", "request"), (where, where)):
-            seen = self._slots[channel]
-            if slot in seen:
+        for channel in ("either", where):
+            if slot in self._seen[channel]:
                 continue
-            seen.add(slot)
+            self._seen[channel].add(slot)
             self._reward = None
-            field = f"{prefix}_{'hits' if hit else 'extra'}"
-            setattr(self.tally, field, getattr(self.tally, field) + 1)
+            counts = self._counts[channel]
+            if hit:
+                counts.hits += 1
+            else:
+                counts.extra += 1
 
     def _on_span_start(self, span: str) -> None:
         if span == "a" and not self.tally.act_opened:

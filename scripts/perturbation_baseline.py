@@ -27,7 +27,6 @@ import torch
 from rewards.spans import parse_target
 
 from todrl.config import parse_config
-from todrl.evaluate.generate import predict_dialogues
 from todrl.generation import pad_sources
 from todrl.models import is_seq2seq, load_policy
 from todrl.rl.build import contexts, sft_checkpoint
@@ -62,13 +61,6 @@ def kl_from(reference, model, batches) -> float:
         total += ((log_p.exp() * (log_p - log_q)).sum(-1) * mask).sum().item()
         turns += response.shape[0]
     return total / turns
-
-
-def states(model, tokenizer, dialogues, cfg: RLConfig) -> list[set[tuple[str, str, str]]]:
-    """Each dev turn's generated belief state as (domain, slot, value) triples, in `build_examples` order."""
-    _, texts = predict_dialogues(model, tokenizer, dialogues, cfg.dataset, max_source_length=cfg.max_source_length,
-                                 max_new_tokens=cfg.max_new_tokens, batch_size=64)
-    return [pairs(parse_target(text).belief_state) for text in texts]
 
 
 def pairs(belief_state: dict) -> set[tuple[str, str, str]]:
@@ -111,12 +103,18 @@ def main(argv: list[str] | None = None) -> None:
     sources = [example.source for example in evaluate.examples]
     batches = greedy_ids(sft, tokenizer, sources, cfg, 64)
     gold = [pairs(example.belief_state) for example in evaluate.examples]
-    sft_states = states(sft, tokenizer, dialogues, cfg)
 
-    def row(name: str, model) -> dict:
-        model.eval()
-        changes = state_changes(gold, sft_states, states(model, tokenizer, dialogues, cfg))
-        result = {"model": name, "kl": kl_from(sft, model, batches), **changes, **evaluate(model, tokenizer)}
+    def states(texts: list[str]) -> list[set[tuple[str, str, str]]]:
+        return [pairs(parse_target(text).belief_state) for text in texts]
+
+    sft_generations = evaluate.generate(sft, tokenizer)
+    sft_states = states(sft_generations[1])
+
+    def row(name: str, model, generations=None) -> dict:
+        """One model's figures; `generations` when they are already at hand."""
+        predictions, texts = generations or evaluate.generate(model.eval(), tokenizer)
+        changes = state_changes(gold, sft_states, states(texts))
+        result = {"model": name, "kl": kl_from(sft, model, batches), **changes, **evaluate.score(predictions, texts)}
         keys = ("eval/task_reward", "eval/jga", "eval/inform", "eval/success", "eval/bleu", "eval/combined")
         moves = f"{changes['states_changed']} | {changes['right_to_wrong']} / {changes['wrong_to_right']} | " \
                 f"{changes['extra_pairs']} / {changes['missing_pairs']}"
@@ -128,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| model | KL to SFT | states changed | exact state right→wrong / wrong→right | extra / missing pairs "
           "| task reward | JGA | Inform | Success | BLEU | Combined |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    rows = [row("SFT", sft)]
+    rows = [row("SFT", sft, sft_generations)]
     for checkpoint in args.checkpoints:
         if not checkpoint.is_dir():
             sys.exit(f"perturbation_baseline: no checkpoint directory at {checkpoint}")

@@ -30,12 +30,23 @@ def encode_source(tokenizer, source: str, seq2seq: bool, max_length: int) -> lis
     return ids
 
 
+def encode_target(tokenizer, target: str, max_length: int) -> list[int]:
+    """Target ids, cut from the right, ending in end-of-sequence (what SFT learns and the RL SFT term scores)."""
+    return tokenizer(target, add_special_tokens=False)["input_ids"][: max_length - 1] + [tokenizer.eos_token_id]
+
+
+def pad_rows(rows: Sequence[list[int]], value: int, left: bool = False) -> torch.Tensor:
+    """Rows of ids padded with `value` to the longest one."""
+    width = max(len(r) for r in rows)
+    return torch.tensor([([value] * (width - len(r)) + r) if left else (r + [value] * (width - len(r))) for r in rows])
+
+
 def tokenize_examples(examples: Sequence[Example], tokenizer, seq2seq: bool, max_source_length: int, max_target_length: int) -> datasets.Dataset:
     def encode(batch):
         out = {"input_ids": [], "labels": []}
         for source, target in zip(batch["source"], batch["target"]):
             src = encode_source(tokenizer, source, seq2seq, max_source_length)
-            tgt = tokenizer(target, add_special_tokens=False)["input_ids"][: max_target_length - 1] + [tokenizer.eos_token_id]
+            tgt = encode_target(tokenizer, target, max_target_length)
             if seq2seq:
                 out["input_ids"].append(src)
                 out["labels"].append(tgt)
@@ -55,13 +66,8 @@ class Collator:
         self.pad = pad_token_id
         self.seq2seq = seq2seq
 
-    @staticmethod
-    def _pad(rows, value: int, left: bool = False) -> torch.Tensor:
-        width = max(len(r) for r in rows)
-        return torch.tensor([([value] * (width - len(r)) + r) if left else (r + [value] * (width - len(r))) for r in rows])
-
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         ids = [f["input_ids"] for f in features]
-        batch = {"input_ids": self._pad(ids, self.pad), "attention_mask": self._pad([[1] * len(r) for r in ids], 0)}
-        batch["labels"] = self._pad([f["labels"] for f in features], IGNORE)
+        batch = {"input_ids": pad_rows(ids, self.pad), "attention_mask": pad_rows([[1] * len(r) for r in ids], 0)}
+        batch["labels"] = pad_rows([f["labels"] for f in features], IGNORE)
         return batch

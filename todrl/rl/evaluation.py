@@ -15,7 +15,7 @@ from rewards import sequence_rewards
 
 from todrl.data.db import MultiWozDB
 from todrl.data.records import Dialogue
-from todrl.evaluate import DstEvaluator, InCarEvaluator, StandardEvaluator
+from todrl.evaluate import DstEvaluator, InCarEvaluator, Predictions, StandardEvaluator
 from todrl.evaluate.dst import multiwoz_spelling, text_spelling
 from todrl.evaluate.generate import predict_dialogues
 from todrl.format import build_examples
@@ -44,7 +44,14 @@ class DevEvaluation:
     def __call__(self, policy, tokenizer) -> dict[str, float]:
         if not self.examples:
             return {}
-        predictions, texts = predict_dialogues(policy, tokenizer, self.dialogues, self.dataset, **self.generation)
+        return self.score(*self.generate(policy, tokenizer))
+
+    def generate(self, policy, tokenizer) -> tuple[Predictions, list[str]]:
+        """Greedy generations of every dev turn, as predictions and as raw text (in `self.examples` order)."""
+        return predict_dialogues(policy, tokenizer, self.dialogues, self.dataset, **self.generation)
+
+    def score(self, predictions: Predictions, texts: list[str]) -> dict[str, float]:
+        """Task reward, JGA and the corpus metrics of one set of dev generations."""
         rewards = sequence_rewards(texts, self.golds, reward=self.reward, **self.reward_options)
         metrics = {"eval/task_reward": sum(rewards) / len(rewards)}
         metrics["eval/jga"] = self.state_tracking.evaluate(predictions, "<rl dev>").joint_goal_accuracy

@@ -48,7 +48,7 @@ def task_rewards(
 
     ``reward="none"`` gives zeros: with only the KL penalty left, RL keeps the
     SFT policy (the ablation that isolates what the task reward adds).
-    `options` are the reward's alpha, beta, symmetric and request_spans.
+    `options` are the reward's alpha, beta, symmetric, request_spans and request_weight.
     """
     if reward not in REWARDS:
         raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")

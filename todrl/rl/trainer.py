@@ -31,6 +31,7 @@ from rewards.core import REQUEST_SPANS
 from tqdm.auto import tqdm
 
 from todrl.adapters import AdapterConfig, after_optimizer_step, orthogonality_loss
+from todrl.batching import encode_target, pad_rows
 from todrl.checkpoint import load_state
 from todrl.config import save_config
 from todrl.data.splits import DataConfig
@@ -156,7 +157,7 @@ class RLConfig(DataConfig):
             )
 
     @property
-    def reward_options(self) -> dict[str, float | bool]:
+    def reward_options(self) -> dict[str, float | bool | str]:
         return {"alpha": self.alpha, "beta": self.beta, "symmetric": self.symmetric, "request_spans": self.request_spans,
                 "request_weight": self.request_weight}
 
@@ -234,16 +235,9 @@ def collect(agent: ActorCritic, reference: Reference, mask_policy: MaskPolicy | 
 
 
 def gold_targets(tokenizer, examples: list[Example], max_length: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gold target ids, encoded as SFT encodes them (end-of-sequence appended), right-padded, and their mask."""
-    rows = [tokenizer(e.target, add_special_tokens=False)["input_ids"][: max_length - 1] + [tokenizer.eos_token_id]
-            for e in examples]
-    width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for index, row in enumerate(rows):
-        ids[index, : len(row)] = torch.tensor(row)
-        mask[index, : len(row)] = 1
-    return ids.to(device), mask.to(device)
+    """Gold target ids, encoded as SFT encodes them, right-padded, and their mask."""
+    rows = [encode_target(tokenizer, e.target, max_length) for e in examples]
+    return pad_rows(rows, tokenizer.pad_token_id).to(device), pad_rows([[1] * len(r) for r in rows], 0).to(device)
 
 
 # ----------------------------------------------------------------------------- update
