@@ -9,6 +9,11 @@ turn and Ŝ the slots generated so far (act slots of informing acts and
     Rg   = |Sgt ∩ Ŝ| ρg / |Sgt|,      ρg = exp(-β |Sgt \\ Ŝ| / |Sgt|)           (3)
     Rtod = (|SVgt ∩ SV̂| ρu + |Sgt ∩ Ŝ| ρg) / (|SVgt| + |Sgt|)                 (4)
 
+A gold turn may also name slots its system gives unasked (`Gold.offered`:
+on MultiWOZ the proposed venue's name, the train's id, the booking's
+reference, which Inform and Success need and users seldom ask for). They join
+Sgt and are scored exactly like requested slots; without them Sgt is Eq. 3's.
+
 ``request_weight`` w counts each requested slot as w belief pairs in Eq. 4,
 (|SVgt ∩ SV̂| ρu + w |Sgt ∩ Ŝ| ρg) / (|SVgt| + w |Sgt|): the cumulative state
 holds many more items than a turn's requests, so with w = 1 (as printed) Rg is

@@ -26,30 +26,43 @@ class Gold:
     ``requested`` takes ``Turn.requested_slots`` ({domain: [slots]}) or bare
     slot names; either way the slots are compared by name only, because the
     response placeholders that satisfy a request carry no domain.
+
+    ``offered`` are slots the gold system gives unasked that the task still
+    needs, such as the name of the venue it proposes: Inform counts a venue
+    only once a response names it, and users seldom ask for the name. Rg
+    scores them like requested slots; empty (the default) is Eq. 3 as printed.
     """
 
     belief_state: Mapping[str, Mapping[str, str]]
     requested: frozenset[str] | Mapping[str, Iterable[str]] | Iterable[str] = frozenset()
     where: str = ""
     """Names the record in error messages, e.g. "SNG0073 turn 2"."""
+    offered: frozenset[str] | Iterable[str] = frozenset()
     pairs: dict[tuple[str, str], str] = field(init=False, repr=False, compare=False)
     """(domain, slot) -> normalized value; pairs whose value is empty are left out."""
+    expected: frozenset[str] = field(init=False, repr=False, compare=False)
+    """Sgt of Eq. 3: the requested and the offered slots."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pairs", self._pairs())
         object.__setattr__(self, "requested", self._requested())
+        object.__setattr__(self, "offered", frozenset(_names(self.offered, self, "offered slots")))
+        object.__setattr__(self, "expected", self.requested | self.offered)
 
     @classmethod
     def from_turn(cls, turn: Any, where: str = "") -> Gold:
-        """From a `Turn`, or a mapping with "belief_state" and "requested_slots" (dicts or JSON strings)."""
+        """From a `Turn`, or a mapping with "belief_state" and "requested_slots" (dicts or JSON strings), and
+        optionally "offered_slots" (a list or a JSON list)."""
         if isinstance(turn, Mapping):
             missing = {"belief_state", "requested_slots"} - turn.keys()
             if missing:
                 raise ValueError(f"{where or 'turn'}: missing {sorted(missing)}; got keys {sorted(turn)}")
-            state, requested = turn["belief_state"], turn["requested_slots"]
+            state, requested, offered = turn["belief_state"], turn["requested_slots"], turn.get("offered_slots", ())
         else:
             state, requested = turn.belief_state, turn.requested_slots
-        return cls(_decoded(state, "belief_state", where), _decoded(requested, "requested_slots", where), where)
+            offered = getattr(turn, "offered_slots", ())
+        return cls(_decoded(state, "belief_state", where), _decoded(requested, "requested_slots", where), where,
+                   _decoded(offered, "offered_slots", where))
 
     def _fail(self, problem: str) -> ValueError:
         return ValueError(f"{self.where or 'gold'}: {problem}")
@@ -77,10 +90,10 @@ class Gold:
         return frozenset(_names(requested, self))
 
 
-def _names(slots: Any, gold: Gold) -> list[str]:
+def _names(slots: Any, gold: Gold, what: str = "requested slots") -> list[str]:
     names = list(slots) if isinstance(slots, Iterable) and not isinstance(slots, str) else None
     if names is None or not all(isinstance(name, str) for name in names):
-        raise gold._fail(f"requested slots must be a list of names, got {slots!r}")
+        raise gold._fail(f"{what} must be a list of names, got {slots!r}")
     return names
 
 

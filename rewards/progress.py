@@ -27,7 +27,7 @@ class RewardTracker(SpanParser):
         super().__init__(slots)
         self.gold = gold
         self.config = config or RewardConfig()
-        self.tally = Tally(state_total=len(gold.pairs), request_total=len(gold.requested))
+        self.tally = Tally(state_total=len(gold.pairs), request_total=len(gold.expected))
         self._predicted: dict[tuple[str, str], str] = {}
         self._seen: dict[str, set[str]] = {"either": set(), "act": set(), "placeholder": set()}
         self._counts = {"either": self.tally.requests, "act": self.tally.acts, "placeholder": self.tally.placeholders}
@@ -74,7 +74,7 @@ class RewardTracker(SpanParser):
 
     def _generated(self, slot: str, where: str) -> None:
         """Count `slot` once per span it appears in, and once for the two together."""
-        hit = slot in self.gold.requested
+        hit = slot in self.gold.expected
         for channel in ("either", where):
             if slot in self._seen[channel]:
                 continue

@@ -40,11 +40,14 @@ class TODRewardFunction:
         slots: Slots | None = None,
         state_column: str = "belief_state",
         requests_column: str = "requested_slots",
+        offers_column: str | None = None,
     ) -> None:
         self.config = RewardConfig(reward, alpha, beta, symmetric, frozenset(informing_acts), request_spans, request_weight)
         self.vocabulary = SlotVocabulary(slots)
         self.state_column = state_column
         self.requests_column = requests_column
+        self.offers_column = offers_column
+        """Optional column of the slots the gold system gives unasked (`Gold.offered`)."""
         self.__name__ = f"{reward}_reward"
 
     def __call__(
@@ -52,9 +55,11 @@ class TODRewardFunction:
     ) -> list[float]:
         states = self._column(columns, self.state_column, len(completions))
         requests = self._column(columns, self.requests_column, len(completions))
+        offers = self._column(columns, self.offers_column, len(completions)) if self.offers_column else [()] * len(states)
         golds = [
-            Gold.from_turn({"belief_state": state, "requested_slots": asked}, f"{self.__name__}: dataset row {index}")
-            for index, (state, asked) in enumerate(zip(states, requests))
+            Gold.from_turn({"belief_state": state, "requested_slots": asked, "offered_slots": offered},
+                           f"{self.__name__}: dataset row {index}")
+            for index, (state, asked, offered) in enumerate(zip(states, requests, offers))
         ]
         texts = [completion_text(completion, index) for index, completion in enumerate(completions)]
         return sequence_rewards(texts, golds, slots=self.vocabulary, **vars(self.config))

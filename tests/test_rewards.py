@@ -146,6 +146,23 @@ def test_request_weight_counts_each_request_as_that_many_belief_pairs():
     assert sum(token_rewards(pieces, GOLD, request_weight=4.0)) == pytest.approx(tod_reward(text, GOLD, request_weight=4.0))
 
 
+def test_offered_slots_count_like_requested_ones():
+    asked = Gold({}, {"restaurant": ["phone"]})
+    offering = Gold({}, {"restaurant": ["phone"]}, offered=["name"])
+    text = "<sos_a> [restaurant] [inform] phone <eos_a> <sos_r> [value_phone] . <eos_r>"
+    named = "<sos_a> [restaurant] [recommend] name <eos_a> <sos_r> try [value_name] , [value_phone] . <eos_r>"
+    assert generation_reward(text, asked) == 1.0
+    assert generation_reward(text, offering) == pytest.approx(0.5 * math.exp(-0.5))
+    assert generation_reward(named, offering) == 1.0
+    assert generation_reward(named, offering, request_spans="each") == pytest.approx((0.5 * math.exp(-0.5) + 1.0) / 2)
+    # A turn nobody asked anything in: the offer alone is Sgt, and Rtod weighs it like a request.
+    state = Gold({"restaurant": {"area": "centre"}}, {}, offered=["name"])
+    silent = "<sos_b> [restaurant] area centre <eos_b> <sos_r> what food would you like ? <eos_r>"
+    assert tod_reward(silent, state) == pytest.approx(1 / 2)
+    assert tod_reward(silent, Gold({"restaurant": {"area": "centre"}}, {})) == 1.0
+    assert Gold.from_turn({"belief_state": "{}", "requested_slots": "{}", "offered_slots": '["name"]'}).expected == {"name"}
+
+
 def test_tracker_gives_the_reward_of_each_prefix():
     tracker = RewardTracker(Gold({"taxi": {"leave": "17:15"}}, {}))
     assert [tracker.step(piece) for piece in ["<sos_b> [ta", "xi] leave 17", ":15", " <eos", "_b>"]] == [0, 0, 0, 0, 1]
@@ -187,6 +204,7 @@ def test_gold_is_built_from_turn_records_dicts_and_json():
         (lambda: Gold({}, "phone", where="MUL9 turn 0"), "MUL9 turn 0: requested .* string 'phone'"),
         (lambda: Gold({}, {"hotel": [1]}, where="MUL9 turn 0"), "MUL9 turn 0: requested slots .*1"),
         (lambda: Gold.from_turn({"belief_state": "{"}, where="row 4"), r"row 4: missing \['requested_slots'\]"),
+        (lambda: Gold({}, {}, where="MUL9 turn 1", offered=[3]), "MUL9 turn 1: offered slots must be a list of names"),
         (lambda: Gold.from_turn({"belief_state": "{", "requested_slots": "[]"}, "row 4"), "row 4: belief_state .*JSON"),
         (lambda: token_rewards("<sos_b>", GOLD), "not a bare string"),
         (lambda: token_rewards(["<sos_b>", 3], GOLD), "token 1: expected a string"),

@@ -72,8 +72,8 @@ responses = st.lists(
 
 @st.composite
 def gold_turns(draw, answered_in_both=False):
-    """A gold turn and its gold target: every requested slot answered (by the act or the response, or by both
-    when `answered_in_both`), nothing else offered."""
+    """A gold turn and its gold target: every requested or offered slot given (by the act or the response, or by
+    both when `answered_in_both`), nothing else."""
     state = draw(belief_states())
     requested = draw(st.lists(st.sampled_from(REQUESTABLE), unique=True, max_size=4))
     in_act = [slot for slot in requested if answered_in_both or draw(st.booleans())]
@@ -83,7 +83,8 @@ def gold_turns(draw, answered_in_both=False):
         act = {"hotel": {"inform": in_act, "request": ["area"]}, **act}
     response = " ".join(["here", *(f"[value_{slot}]" for slot in in_response), "."])
     with_act = draw(st.booleans()) or bool(in_act)
-    gold = Gold(state, {"hotel": requested})
+    offered = draw(st.lists(st.sampled_from(requested), unique=True)) if requested else []
+    gold = Gold(state, {"hotel": [slot for slot in requested if slot not in offered]}, offered=offered)
     return gold, build_target(state, act, response, with_act), state
 
 

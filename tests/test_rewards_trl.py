@@ -87,3 +87,14 @@ def test_adapter_takes_dict_columns_and_custom_names():
         asks=[{}, {}],
     )
     assert scores == [1.0, 0.0]
+
+
+def test_adapter_reads_offered_slots_from_their_column_when_named():
+    text = "<sos_r> [value_phone] <eos_r>"
+    columns = {"belief_state": ["{}"], "requested_slots": [REQUESTS], "offers": ['["name"]']}
+    assert TODRewardFunction("generation")(completions=[text], **columns) == [1.0]
+    offering = TODRewardFunction("generation", offers_column="offers")
+    assert offering(completions=[text], **columns) == [pytest.approx(0.5 * 2.718281828459045 ** -0.5)]
+    assert offering(completions=["<sos_r> [value_name] , [value_phone] <eos_r>"], **columns) == [1.0]
+    with pytest.raises(ValueError, match="no column 'offers'"):
+        offering(completions=[text], belief_state=["{}"], requested_slots=[REQUESTS])

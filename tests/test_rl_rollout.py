@@ -11,7 +11,8 @@ from transformers import PreTrainedTokenizerFast
 from todrl.models import build_tiny
 from todrl.rl.ppo import token_log_probs
 from todrl.rl.rollout import StepDecoder, sample, score, top_k_filter
-from todrl.rl.task_reward import response_pieces, task_rewards
+from todrl.format import Example
+from todrl.rl.task_reward import gold_of, response_pieces, task_rewards
 
 MARKERS = ["<sos_b>", "<eos_b>", "<sos_a>", "<eos_a>", "<sos_r>", "<eos_r>", "[hotel]", "[taxi]", "[inform]", "[value_phone]"]
 TARGET = ("<sos_b> [hotel] area east stars 4 [taxi] leave 17:15 <eos_b> <sos_a> [hotel] [inform] phone <eos_a> "
@@ -141,3 +142,13 @@ def test_symmetric_penalty_charges_extra_slots():
     printed = task_rewards(tokenizer, response, mask, [GOLD], "tod", "delta")[1].item()
     symmetric = task_rewards(tokenizer, response, mask, [GOLD], "tod", "delta", symmetric=True)[1].item()
     assert printed == pytest.approx(1.0) and symmetric < 1.0
+
+
+def test_offer_slots_become_offered_only_where_the_gold_response_gives_them():
+    target = "<sos_b> [hotel] area east <eos_b> <sos_r> how about [value_name] ? its phone is [value_phone] . <eos_r>"
+    example = Example("SNG01", 3, "i need a hotel in the east", target, {"hotel": {"area": "east"}}, {"hotel": ["phone"]})
+    assert gold_of(example).expected == {"phone"}
+    offering = gold_of(example, ["name", "id", "reference"])
+    assert offering.offered == {"name"} and offering.expected == {"name", "phone"}
+    assert tod_reward(target, offering) == 1.0
+    assert tod_reward(target.replace("[value_name]", "it"), offering) < tod_reward(target.replace("[value_name]", "it"), gold_of(example))

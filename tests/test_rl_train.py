@@ -170,6 +170,26 @@ def test_perturbation_and_request_scripts_score_rl_checkpoints_beside_controls(s
     rows = table_rows(capsys.readouterr().out)
     act, response, either = map(int, rows["gold targets"])
     assert max(act, response) <= either and str(sft_policy / "best") in rows
+    script = load_script("inform_failures")
+    script.main(["--config", run_config, str(sft_policy / "best")])
+    cells = table_rows(capsys.readouterr().out)[str(sft_policy / "best")]
+    assert len(cells) == 9 and all(0 <= float(c) <= 100 for c in cells[:4])
+
+
+def test_inform_failures_of_the_gold_targets():
+    from todrl.evaluate.generate import read_predictions
+    from todrl.rl.evaluation import DevEvaluation
+
+    script = load_script("inform_failures")
+    _, dialogues = train_dev("multiwoz21", None, "train", "val")
+    evaluation = DevEvaluation(dialogues[:20], "multiwoz21", None, "tod", {}, 64, 16, 8)
+    texts = [e.target for e in evaluation.examples]
+    gold_offers, offered, other_turns, offered_elsewhere = script.offer_rates(evaluation, texts)
+    assert gold_offers == offered > 0 and other_turns > 0 and offered_elsewhere == 0
+    counts = script.failures(evaluation, read_predictions(evaluation.dialogues, texts, "multiwoz21"))
+    assert counts["informed"] > counts["offered, wrong venues"] + counts["never offered"]
+    silent = [text.split("<sos_r>")[0] + "<sos_r> <eos_r>" for text in texts]
+    assert script.failures(evaluation, read_predictions(evaluation.dialogues, silent, "multiwoz21"))["informed"] < counts["informed"]
 
 
 def stop_after(monkeypatch, updates: int) -> None:

@@ -24,10 +24,11 @@ from todrl.rl.task_reward import gold_of
 
 class DevEvaluation:
     def __init__(self, dialogues: Sequence[Dialogue], dataset: str, data_dir: str | None, reward: str,
-                 reward_options: dict, max_source_length: int, max_new_tokens: int, batch_size: int) -> None:
+                 reward_options: dict, max_source_length: int, max_new_tokens: int, batch_size: int,
+                 offer_slots: Sequence[str] = ()) -> None:
         self.dialogues = list(dialogues)
         self.examples = build_examples(self.dialogues)
-        self.golds = [gold_of(e) for e in self.examples]
+        self.golds = [gold_of(e, offer_slots) for e in self.examples]
         self.reward = "tod" if reward == "none" else reward
         self.reward_options = reward_options
         self.generation = dict(max_source_length=max_source_length, max_new_tokens=max_new_tokens, batch_size=batch_size)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from rewards import Gold, batch_token_rewards
+from rewards import Gold, batch_token_rewards, parse_target, response_slots
 from torch import Tensor
 
 from todrl.format import Example
@@ -20,8 +20,11 @@ REWARDS = ("tod", "understanding", "generation", "none")
 MODES = ("delta", "cumulative")
 
 
-def gold_of(example: Example) -> Gold:
-    return Gold(example.belief_state, example.requested, where=f"{example.dialogue_id} turn {example.turn}")
+def gold_of(example: Example, offer_slots: Sequence[str] = ()) -> Gold:
+    """The turn's gold; `offer_slots` that the gold response's placeholders give become its offered slots."""
+    offered = set(offer_slots) & response_slots(parse_target(example.target).response) if offer_slots else set()
+    return Gold(example.belief_state, example.requested, where=f"{example.dialogue_id} turn {example.turn}",
+                offered=offered)
 
 
 def response_pieces(tokenizer, response: Tensor, response_mask: Tensor) -> list[list[str]]:

@@ -82,6 +82,10 @@ class RLConfig(DataConfig):
     satisfies the request even when the response never gives it, which is what Success checks."""
     request_weight: float = 1.0
     """Weight of one requested slot against one belief pair in Rtod (1 = Eq. 4 as printed)."""
+    offer_slots: list[str] = field(default_factory=list)
+    """Slots that earn the generation reward like requested ones wherever the gold response gives them unasked
+    (empty = Eq. 3 as printed). On MultiWOZ, [name, id, reference]: Inform counts a venue only once a response
+    names it, Success wants the booking's reference, and users seldom ask for either."""
     kl_coef: float = 0.01
     """beta_0 of the KL penalty (Eq. 5); seed 004 uses 0.01."""
     kl_target: float | None = 1.0
@@ -206,7 +210,7 @@ def collect(agent: ActorCritic, reference: Reference, mask_policy: MaskPolicy | 
     with timings("values"), torch.no_grad():
         values = agent.values(query, query_mask, response, mask) if samples.hidden is None else agent.value_head(samples.hidden)
     with timings("reward"):
-        task, final = task_rewards(tokenizer, response, mask, [gold_of(e) for e in examples],
+        task, final = task_rewards(tokenizer, response, mask, [gold_of(e, cfg.offer_slots) for e in examples],
                                    cfg.reward, cfg.reward_mode, **cfg.reward_options)
     with timings("reference"):
         ref_logprobs = reference.log_probs(query, query_mask, response, mask)
@@ -339,7 +343,7 @@ def train(cfg: RLConfig) -> dict:
     processes, rank = accelerator.num_processes, accelerator.process_index
     train_examples, dev_dialogues = contexts(cfg)
     evaluate = DevEvaluation(dev_dialogues, cfg.dataset, cfg.data_dir, cfg.reward, cfg.reward_options,
-                             cfg.max_source_length, cfg.max_new_tokens, cfg.batch_size * 4)
+                             cfg.max_source_length, cfg.max_new_tokens, cfg.batch_size * 4, cfg.offer_slots)
     iterations = math.ceil(cfg.episodes / (cfg.batch_size * processes))
     total_steps = iterations * cfg.ppo_epochs * cfg.minibatches
 

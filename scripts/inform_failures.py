@@ -1,0 +1,99 @@
+"""Why dev dialogues fail Inform: a wrong belief state, or no venue offered at all?
+
+Inform holds for a goal domain when the last venue a response offered (a
+name or train-id placeholder in a turn about that domain) is among the
+database matches of the goal. So a failed domain either never got an offer,
+or got one whose belief state matched the wrong venues. This counts both per
+checkpoint on the run's dev dialogues, Inform and Success again with the gold
+states in place of the generated ones (the share a perfect state tracker would
+win), and how often the greedy response offers where the gold one does.
+
+    python scripts/inform_failures.py --config configs/probe_multiwoz21_dev.yaml runs/bench/multiwoz21/sft/best
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections import Counter
+from pathlib import Path
+
+import torch
+from rewards import parse_target, response_slots
+
+from todrl.config import parse_config
+from todrl.evaluate.multiwoz import SEARCHABLE_DOMAINS, dialogue_inform_success, estimate_active_domains
+from todrl.evaluate.normalization import normalize_response, normalize_state
+from todrl.models import load_policy
+from todrl.rl.build import contexts
+from todrl.rl.evaluation import DevEvaluation
+from todrl.rl.trainer import RLConfig
+
+OFFERS = {"name", "id"}
+"""The placeholders that offer a venue or a train."""
+
+
+def failures(evaluation: DevEvaluation, predictions) -> Counter[str]:
+    """Per goal domain that needs an offer: informed, offered but wrong, or never offered."""
+    evaluator = evaluation.corpus
+    counts: Counter[str] = Counter()
+    for dialogue_id, turns in predictions.items():
+        reference = evaluator.references[dialogue_id]
+        responses = [normalize_response(t.response) for t in turns]
+        states = [normalize_state(t.state or {}) for t in turns]
+        domains = ([t.active_domains for t in turns] if all(t.active_domains is not None for t in turns)
+                   else estimate_active_domains(states))
+        inform, _ = dialogue_inform_success(reference.goal, responses, states, domains, reference.booked,
+                                            evaluator.venues)
+        for domain, part in reference.goal.items():
+            placeholder = "TRAINID" if domain == "train" else "NAME"
+            if domain not in SEARCHABLE_DOMAINS or "name" in part.informable:
+                continue
+            offered = any(domain in active and placeholder in text for text, active in zip(responses, domains))
+            if inform[domain]:
+                counts["informed"] += 1
+            else:
+                counts["offered, wrong venues" if offered else "never offered"] += 1
+    return counts
+
+
+def offer_rates(evaluation: DevEvaluation, texts: list[str]) -> tuple[int, int, int, int]:
+    """(gold-offer turns, of them offered; other turns, of them offered) for greedy `texts`."""
+    gold = [bool(response_slots(parse_target(e.target).response) & OFFERS) for e in evaluation.examples]
+    offered = [bool(response_slots(parse_target(t).response) & OFFERS) for t in texts]
+    return (sum(gold), sum(g and o for g, o in zip(gold, offered)),
+            len(gold) - sum(gold), sum(o and not g for g, o in zip(gold, offered)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoints", nargs="+", type=Path)
+    parser.add_argument("--config", required=True, help="RL config naming the MultiWOZ data and the dev split")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    cfg = parse_config(RLConfig, ["--config", args.config])
+    if cfg.dataset != "multiwoz21":
+        raise SystemExit(f"{args.config}: Inform is a MultiWOZ metric, the config names dataset {cfg.dataset!r}")
+    _, dialogues = contexts(cfg)
+    evaluation = DevEvaluation(dialogues, cfg.dataset, cfg.data_dir, "tod", cfg.reward_options,
+                               cfg.max_source_length, cfg.max_new_tokens, 64)
+    print(f"dev slice: {len(dialogues)} dialogues, {len(evaluation.examples)} turns\n")
+    print("| checkpoint | Inform | Success | Inform, gold states | Success, gold states | informed | offered, wrong "
+          "venues | never offered | offers at gold-offer turns | offers at other turns |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for checkpoint in args.checkpoints:
+        model, tokenizer = load_policy(checkpoint)
+        model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+        predictions, texts = evaluation.generate(model.eval(), tokenizer)
+        own = evaluation.corpus.evaluate(predictions, "<dev>", bleu=False, lexical=False)
+        stateless = {d: [dataclasses.replace(t, state=None) for t in turns] for d, turns in predictions.items()}
+        gold = evaluation.corpus.evaluate(stateless, "<dev, gold states>", bleu=False, lexical=False)
+        counts = failures(evaluation, predictions)
+        offer_turns, offered, other_turns, offered_elsewhere = offer_rates(evaluation, texts)
+        print(f"| {checkpoint} | {own.inform['total']} | {own.success['total']} | {gold.inform['total']} | "
+              f"{gold.success['total']} | {counts['informed']} | {counts['offered, wrong venues']} | "
+              f"{counts['never offered']} | {offered} / {offer_turns} | {offered_elsewhere} / {other_turns} |")
+
+
+if __name__ == "__main__":
+    main()
