@@ -47,7 +47,7 @@ from todrl.evaluate.dst import multiwoz_spelling, slot_inventory, text_spelling
 from todrl.evaluate.predictions import dump_predictions
 from todrl.format import build_examples
 from todrl.generation import generate_texts
-from todrl.models import load_policy
+from todrl.models import load_merged
 from todrl.rl.trainer import RLConfig
 from todrl.sft import SFTConfig
 
@@ -243,9 +243,7 @@ def predict(checkpoint: Path, dialogues: list[Dialogue], corpus: str, batch_size
     Turns are decoded shortest context first so that a batch pads little, and
     an RL adapter is merged first so decoding costs what the SFT model's does.
     """
-    model, tokenizer = load_policy(checkpoint)
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
+    model, tokenizer = load_merged(checkpoint)
     model.to(device())
     examples = build_examples(dialogues, task="e2e")
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].source))

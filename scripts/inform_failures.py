@@ -13,21 +13,16 @@ win), and how often the greedy response offers where the gold one does.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from collections import Counter
-from pathlib import Path
 
-import torch
 from rewards import parse_target, response_slots
 
-from todrl.config import parse_config
 from todrl.evaluate.multiwoz import SEARCHABLE_DOMAINS, dialogue_inform_success, estimate_active_domains
 from todrl.evaluate.normalization import normalize_response, normalize_state
-from todrl.models import load_policy
-from todrl.rl.build import contexts
+from todrl.models import load_merged
 from todrl.rl.evaluation import DevEvaluation
-from todrl.rl.trainer import RLConfig
+from todrl.rl.probe import probe_parser, probe_setup
 
 OFFERS = {"name", "id"}
 """The placeholders that offer a venue or a train."""
@@ -66,24 +61,17 @@ def offer_rates(evaluation: DevEvaluation, texts: list[str]) -> tuple[int, int, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoints", nargs="+", type=Path)
-    parser.add_argument("--config", required=True, help="RL config naming the MultiWOZ data and the dev split")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    cfg = parse_config(RLConfig, ["--config", args.config])
+    args = probe_parser(__doc__).parse_args(argv)
+    cfg, dialogues = probe_setup(args)
     if cfg.dataset != "multiwoz21":
         raise SystemExit(f"{args.config}: Inform is a MultiWOZ metric, the config names dataset {cfg.dataset!r}")
-    _, dialogues = contexts(cfg)
-    evaluation = DevEvaluation(dialogues, cfg.dataset, cfg.data_dir, "tod", cfg.reward_options,
-                               cfg.max_source_length, cfg.max_new_tokens, 64)
+    evaluation = DevEvaluation.of_run(cfg, dialogues, 64)
     print(f"dev slice: {len(dialogues)} dialogues, {len(evaluation.examples)} turns\n")
     print("| checkpoint | Inform | Success | Inform, gold states | Success, gold states | informed | offered, wrong "
           "venues | never offered | offers at gold-offer turns | offers at other turns |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for checkpoint in args.checkpoints:
-        model, tokenizer = load_policy(checkpoint)
-        model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+        model, tokenizer = load_merged(checkpoint)
         predictions, texts = evaluation.generate(model.eval(), tokenizer)
         own = evaluation.corpus.evaluate(predictions, "<dev>", bleu=False, lexical=False)
         stateless = {d: [dataclasses.replace(t, state=None) for t in turns] for d, turns in predictions.items()}

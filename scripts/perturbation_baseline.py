@@ -17,7 +17,6 @@ extra and missing slot-value pairs against gold.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import sys
@@ -26,11 +25,11 @@ from pathlib import Path
 import torch
 from rewards.spans import parse_target
 
-from todrl.config import parse_config
 from todrl.generation import pad_sources
-from todrl.models import is_seq2seq, load_policy
-from todrl.rl.build import contexts, sft_checkpoint
+from todrl.models import is_seq2seq, load_merged, load_policy
+from todrl.rl.build import sft_checkpoint
 from todrl.rl.evaluation import DevEvaluation
+from todrl.rl.probe import probe_parser, probe_setup
 from todrl.rl.rollout import score
 from todrl.rl.trainer import RLConfig
 
@@ -86,18 +85,13 @@ def perturbed(model, scale: float, seed: int):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoints", nargs="*", type=Path, help="RL checkpoints (best/ or last/ of RL runs)")
-    parser.add_argument("--config", required=True, help="RL config naming the SFT model and the dev split")
+    parser = probe_parser(__doc__, checkpoints="*")
     parser.add_argument("--scales", default="0.02,0.04,0.06,0.08", help="noise scales, comma-separated")
     parser.add_argument("--seeds", default="1,2", help="noise seeds, comma-separated")
     parser.add_argument("--json", type=Path, help="also write every row to this file")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    cfg = parse_config(RLConfig, ["--config", args.config])
-    _, dialogues = contexts(cfg)
-    evaluate = DevEvaluation(dialogues, cfg.dataset, cfg.data_dir, cfg.reward, cfg.reward_options,
-                             cfg.max_source_length, cfg.max_new_tokens, 64)
+    cfg, dialogues = probe_setup(args)
+    evaluate = DevEvaluation.of_run(cfg, dialogues, 64)
     sft, tokenizer = load_policy(sft_checkpoint(cfg.model))
     sft.eval()
     sources = [example.source for example in evaluate.examples]
@@ -130,8 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     for checkpoint in args.checkpoints:
         if not checkpoint.is_dir():
             sys.exit(f"perturbation_baseline: no checkpoint directory at {checkpoint}")
-        model, _ = load_policy(checkpoint)
-        rows.append(row(str(checkpoint), model.merge_and_unload() if hasattr(model, "merge_and_unload") else model))
+        rows.append(row(str(checkpoint), load_merged(checkpoint)[0]))
     for scale in (float(s) for s in args.scales.split(",")):
         for seed in (int(s) for s in args.seeds.split(",")):
             rows.append(row(f"noise {scale:g}, seed {seed}", perturbed(sft, scale, seed)))

@@ -11,19 +11,13 @@ spans (the act answering where the response does not) is visible.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-import torch
 from rewards.core import INFORMING_ACTS
 from rewards.spans import parse_target, response_slots
 
-from todrl.config import parse_config
 from todrl.format import Example, build_examples
 from todrl.generation import generate_texts
-from todrl.models import load_policy
-from todrl.rl.build import contexts
-from todrl.rl.trainer import RLConfig
+from todrl.models import load_merged
+from todrl.rl.probe import probe_parser, probe_setup
 
 
 def coverage(examples: list[Example], texts: list[str]) -> dict[str, int]:
@@ -45,18 +39,12 @@ def coverage(examples: list[Example], texts: list[str]) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoints", nargs="+", type=Path)
-    parser.add_argument("--config", required=True, help="RL config naming the dataset and the dev split")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    cfg = parse_config(RLConfig, ["--config", args.config])
-    _, dialogues = contexts(cfg)
+    args = probe_parser(__doc__).parse_args(argv)
+    cfg, dialogues = probe_setup(args)
     examples = build_examples(dialogues)
     rows = [("gold targets", coverage(examples, [e.target for e in examples]))]
     for checkpoint in args.checkpoints:
-        model, tokenizer = load_policy(checkpoint)
-        model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+        model, tokenizer = load_merged(checkpoint)
         texts = generate_texts(model.eval(), tokenizer, [e.source for e in examples], batch_size=64,
                                max_source_length=cfg.max_source_length, max_new_tokens=cfg.max_new_tokens)
         rows.append((str(checkpoint), coverage(examples, texts)))

@@ -162,3 +162,9 @@ def load_policy(name_or_path: str | Path, format_tokens: Iterable[str] = (), **m
         tokenizer.pad_token = tokenizer.eos_token
     add_format_tokens(model, tokenizer, format_tokens)
     return model, tokenizer
+
+
+def load_merged(name_or_path: str | Path, **model_kwargs):
+    """`load_policy` with any adapter folded into the weights: a plain model that decodes at the base model's cost."""
+    model, tokenizer = load_policy(name_or_path, **model_kwargs)
+    return (model.merge_and_unload() if hasattr(model, "merge_and_unload") else model), tokenizer

@@ -21,7 +21,7 @@ from todrl.adapters import apply_adapter
 from todrl.checkpoint import save_checkpoint
 from todrl.data.records import Dialogue
 from todrl.format import Example, build_examples
-from todrl.models import load_policy
+from todrl.models import load_merged, load_policy
 from todrl.rl.nlpo import MaskPolicy
 from todrl.rl.reference import Reference
 from todrl.rl.value import ActorCritic, ValueHead, hidden_size_of
@@ -70,9 +70,7 @@ def build_policy(cfg: RLConfig, out: Path, total_steps: int, accelerator: Accele
     if cfg.resume and cfg.adapter.type != "full":
         model, tokenizer = load_policy(base_dir)
     else:
-        model, tokenizer = load_policy(sft_checkpoint(cfg.model))
-        if hasattr(model, "merge_and_unload"):
-            model = model.merge_and_unload()
+        model, tokenizer = load_merged(sft_checkpoint(cfg.model))
         if cfg.adapter.type != "full" and accelerator.is_main_process:
             save_checkpoint(base_dir, model, tokenizer, {"role": "starting policy (SFT) of the RL adapter checkpoints"})
     value_model = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rewards import sequence_rewards
 
@@ -20,6 +21,9 @@ from todrl.evaluate.dst import multiwoz_spelling, text_spelling
 from todrl.evaluate.generate import predict_dialogues
 from todrl.format import build_examples
 from todrl.rl.task_reward import gold_of
+
+if TYPE_CHECKING:
+    from todrl.rl.trainer import RLConfig
 
 
 class DevEvaluation:
@@ -41,6 +45,12 @@ class DevEvaluation:
             self.corpus = StandardEvaluator(self.dialogues, MultiWozDB(Path(data_dir or SAMPLE_PATH) / "db"))
         elif dataset == "incar":
             self.corpus = InCarEvaluator(self.dialogues)
+
+    @classmethod
+    def of_run(cls, cfg: RLConfig, dialogues: Sequence[Dialogue], batch_size: int) -> DevEvaluation:
+        """The evaluation an RL run with `cfg` makes: its reward, generation lengths and offered slots."""
+        return cls(dialogues, cfg.dataset, cfg.data_dir, cfg.reward, cfg.reward_options, cfg.max_source_length,
+                   cfg.max_new_tokens, batch_size, cfg.offer_slots)
 
     def __call__(self, policy, tokenizer) -> dict[str, float]:
         if not self.examples:

@@ -342,8 +342,7 @@ def train(cfg: RLConfig) -> dict:
     accelerator = Accelerator(log_with="tensorboard", project_dir=str(out))
     processes, rank = accelerator.num_processes, accelerator.process_index
     train_examples, dev_dialogues = contexts(cfg)
-    evaluate = DevEvaluation(dev_dialogues, cfg.dataset, cfg.data_dir, cfg.reward, cfg.reward_options,
-                             cfg.max_source_length, cfg.max_new_tokens, cfg.batch_size * 4, cfg.offer_slots)
+    evaluate = DevEvaluation.of_run(cfg, dev_dialogues, cfg.batch_size * 4)
     iterations = math.ceil(cfg.episodes / (cfg.batch_size * processes))
     total_steps = iterations * cfg.ppo_epochs * cfg.minibatches
 
