@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
             texts = generate_texts(policy.eval(), tokenizer, [e.source for e in examples], progress=True,
                                    max_source_length=cfg.max_source_length, max_new_tokens=cfg.max_new_tokens,
                                    batch_size=args.batch_size)
-            rewards = sequence_rewards(texts, [gold_of(e) for e in examples], reward="tod" if cfg.reward == "none" else cfg.reward,
+            golds = [gold_of(e, cfg.offer_slots) for e in examples]
+            rewards = sequence_rewards(texts, golds, reward="tod" if cfg.reward == "none" else cfg.reward,
                                        **cfg.reward_options)
             scores[checkpoint, name] = sum(rewards) / len(rewards)
     reward = f"{cfg.reward} reward" + (", symmetric penalty" if cfg.symmetric else "")
