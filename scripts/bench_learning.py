@@ -1,6 +1,6 @@
 """Does RL improve on SFT? Seed 004's end-to-end benchmark (Tables 2-3) at the scale of one machine.
 
-    python scripts/bench_learning.py                  # --scale cpu: tiny T5 from scratch, ~90 minutes on 2 cores
+    python scripts/bench_learning.py                  # --scale cpu: tiny T5 from scratch, ~80-100 minutes on 2 cores
     python scripts/bench_learning.py --scale gpu      # the same pipeline with a T5-small-sized model
     TQDM_DISABLE=1 nohup python scripts/bench_learning.py > runs/bench.log &  # unattended: one line per stage
 
