@@ -18,8 +18,7 @@ from collections import Counter
 
 from rewards import parse_target, response_slots
 
-from todrl.evaluate.multiwoz import SEARCHABLE_DOMAINS, dialogue_inform_success, estimate_active_domains
-from todrl.evaluate.normalization import normalize_response, normalize_state
+from todrl.evaluate.multiwoz import SEARCHABLE_DOMAINS, dialogue_inform_success
 from todrl.models import load_merged
 from todrl.rl.evaluation import DevEvaluation
 from todrl.rl.probe import probe_parser, probe_setup
@@ -32,13 +31,9 @@ def failures(evaluation: DevEvaluation, predictions) -> Counter[str]:
     """Per goal domain that needs an offer: informed, offered but wrong, or never offered."""
     evaluator = evaluation.corpus
     counts: Counter[str] = Counter()
-    for dialogue_id, turns in predictions.items():
-        reference = evaluator.references[dialogue_id]
-        responses = [normalize_response(t.response) for t in turns]
-        states = [normalize_state(t.state or {}) for t in turns]
-        domains = ([t.active_domains for t in turns] if all(t.active_domains is not None for t in turns)
-                   else estimate_active_domains(states))
-        inform, _ = dialogue_inform_success(reference.goal, responses, states, domains, reference.booked,
+    for view in evaluator.dialogue_views(predictions):
+        reference, responses, domains = view.reference, view.responses, view.domains
+        inform, _ = dialogue_inform_success(reference.goal, responses, view.states, domains, reference.booked,
                                             evaluator.venues)
         for domain, part in reference.goal.items():
             placeholder = "TRAINID" if domain == "train" else "NAME"

@@ -14,7 +14,7 @@ evaluator, so the published systems' numbers reproduce (see docs/evaluators.md).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,17 @@ class ReferenceDialogue:
     states: list[BeliefState]
     booked: list[frozenset[str]]
     responses: list[str]
+
+
+@dataclass
+class DialogueView:
+    """One predicted dialogue as Inform and Success see it."""
+
+    dialogue_id: str
+    reference: ReferenceDialogue
+    responses: list[str]
+    states: list[BeliefState]
+    domains: list[list[str]]
 
 
 @dataclass
@@ -182,6 +193,13 @@ def dialogue_inform_success(
     return inform, success
 
 
+def missing_fields(predictions: Predictions) -> tuple[bool, bool]:
+    """(some turn has no state, some turn has no active domains): then every dialogue is scored with the gold
+    states, or with domains estimated from the states."""
+    turns = [t for dialogue in predictions.values() for t in dialogue]
+    return any(t.state is None for t in turns), any(t.active_domains is None for t in turns)
+
+
 class StandardEvaluator:
     """Scores prediction files against one MultiWOZ split; gold data is prepared once and reused."""
 
@@ -229,27 +247,31 @@ class StandardEvaluator:
             self._inform_success(predictions, responses, result)
         return result
 
+    def dialogue_views(self, predictions: Predictions, responses: dict[str, list[str]] | None = None) -> Iterator[DialogueView]:
+        """Per predicted dialogue, what Inform and Success read: its normalized responses, its states (the gold ones
+        if any predicted turn lacks a state) and each turn's domains (estimated from the states if any turn lacks
+        them)."""
+        gold_states, estimated = missing_fields(predictions)
+        for dialogue_id, dialogue in predictions.items():
+            reference = self.references[dialogue_id]
+            if gold_states:
+                states = reference.states[: len(dialogue)]
+            else:
+                states = [normalize_state(t.state or {}) for t in dialogue]
+            domains = estimate_active_domains(states) if estimated else [t.active_domains or [] for t in dialogue]
+            texts = responses[dialogue_id] if responses else [normalize_response(t.response) for t in dialogue]
+            yield DialogueView(dialogue_id, reference, texts, states, domains)
+
     def _inform_success(self, predictions: Predictions, responses: dict[str, list[str]], result: StandardResult) -> None:
-        turns = [t for dialogue in predictions.values() for t in dialogue]
-        result.gold_states = any(t.state is None for t in turns)
-        result.estimated_domains = any(t.active_domains is None for t in turns)
+        result.gold_states, result.estimated_domains = missing_fields(predictions)
         if result.gold_states:
             result.warnings.append("predictions carry no (or incomplete) states: gold MultiWOZ 2.1 states used")
         totals: Counter[str] = Counter()
         informed: Counter[str] = Counter()
         succeeded: Counter[str] = Counter()
-        for dialogue_id, dialogue in predictions.items():
-            reference = self.references[dialogue_id]
-            if result.gold_states:
-                states = reference.states[: len(dialogue)]
-            else:
-                states = [normalize_state(t.state or {}) for t in dialogue]
-            if result.estimated_domains:
-                domains = estimate_active_domains(states)
-            else:
-                domains = [t.active_domains or [] for t in dialogue]
+        for view in self.dialogue_views(predictions, responses):
             inform, success = dialogue_inform_success(
-                reference.goal, responses[dialogue_id], states, domains, reference.booked, self.venues
+                view.reference.goal, view.responses, view.states, view.domains, view.reference.booked, self.venues
             )
             for domain in inform.keys() | success.keys():
                 totals[domain] += 1
