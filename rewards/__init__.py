@@ -4,12 +4,13 @@ Pure Python: importing this package pulls in neither torch nor transformers,
 so any trainer can use it.
 """
 
-from rewards.core import INFORMING_ACTS, RewardConfig
+from rewards.core import INFORMING_ACTS, REWARDS, RewardConfig
 from rewards.gold import Gold
 from rewards.progress import RewardTracker
 from rewards.score import (
     batch_token_rewards,
     generation_reward,
+    reward_parts,
     sequence_rewards,
     tod_reward,
     token_pieces,
@@ -18,6 +19,7 @@ from rewards.score import (
 )
 from rewards.spans import (
     Target,
+    Vocabulary,
     build_target,
     format_belief_state,
     format_dialogue_act,
@@ -31,10 +33,12 @@ from rewards.trl import TODRewardFunction
 __all__ = [
     "INFORMING_ACTS",
     "Gold",
+    "REWARDS",
     "RewardConfig",
     "RewardTracker",
     "TODRewardFunction",
     "Target",
+    "Vocabulary",
     "batch_token_rewards",
     "build_target",
     "format_belief_state",
@@ -44,6 +48,7 @@ __all__ = [
     "parse_dialogue_act",
     "parse_target",
     "response_slots",
+    "reward_parts",
     "sequence_rewards",
     "tod_reward",
     "token_pieces",

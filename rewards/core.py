@@ -43,8 +43,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
-REWARDS = ("understanding", "generation", "tod")
+REWARDS = ("understanding", "generation", "tod", "none")
+"""Eq. 2, Eq. 3, Eq. 4, or no task reward (zero everywhere: the control of an ablation)."""
 
 REQUEST_SPANS = ("either", "each", "response")
 
@@ -52,34 +54,52 @@ INFORMING_ACTS: frozenset[str] = frozenset({"inform", "recommend", "select", "of
 """Acts whose slots give the user a value, and so can satisfy a request."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RewardConfig:
-    """Which reward, and its parameters (the paper does not report α and β)."""
+    """Which task reward, and its parameters: the one place every reward setting lives.
 
-    reward: str = "tod"
-    """"understanding" (Eq. 2), "generation" (Eq. 3) or "tod" (Eq. 4)."""
+    The paper's symbols: `alpha` is α of Eq. 2 and `beta` β of Eq. 3 (it does
+    not report their values). Seed 004 also writes β for the KL coefficient of
+    Eq. 5; that one is the RL trainer's `kl_coef` and never appears here.
+    """
+
+    type: Literal["tod", "understanding", "generation", "none"] = "tod"
+    """tod (Eq. 4) | understanding (Eq. 2) | generation (Eq. 3) | none (no task reward: the KL penalty and any
+    SFT term alone, the control)."""
     alpha: float = 1.0
-    """Penalty sensitivity of the understanding reward."""
+    """α of Eq. 2: how hard missing belief pairs are penalized."""
     beta: float = 1.0
-    """Penalty sensitivity of the generation reward."""
+    """β of Eq. 3: how hard missing requested slots are penalized."""
     symmetric: bool = False
-    """Also penalize predicted items that are not in the gold set."""
-    informing_acts: frozenset[str] = INFORMING_ACTS
-    request_spans: str = "either"
-    """Where a requested slot may be given: "either" span, "each" of act and response, or the "response"."""
+    """Also charge generated slot-values and requested slots that are not in the gold turn. The penalty as printed
+    counts only what is missing, so over-generating costs nothing and a long run can drift there."""
+    informing_acts: list[str] = field(default_factory=lambda: sorted(INFORMING_ACTS))
+    """Acts whose slots answer a request (Ŝ of Eq. 3)."""
+    request_spans: Literal["either", "each", "response"] = "either"
+    """Where a requested slot earns the generation reward: either span, each of act and response (averaged: seed
+    004 scores both generation tasks with Eq. 3), or the response only. With "either", naming a slot in the act
+    satisfies the request even when the response never gives it, which is what Success checks."""
     request_weight: float = 1.0
-    """What one requested slot weighs against one belief pair in Rtod (1 = Eq. 4 as printed)."""
+    """Weight of one requested slot against one belief pair in Rtod (1 = Eq. 4 as printed)."""
+    offer_slots: list[str] = field(default_factory=list)
+    """Slots that earn the generation reward like requested ones wherever the gold response gives them unasked
+    (empty = Eq. 3 as printed). On MultiWOZ, [name, id, reference]: Inform counts a venue only once a response
+    names it, Success wants the booking's reference, and users seldom ask for either."""
 
     def __post_init__(self) -> None:
-        if self.reward not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
+        if self.type not in REWARDS:
+            raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {self.type!r}")
         if self.request_spans not in REQUEST_SPANS:
-            raise ValueError(f"request_spans must be one of {REQUEST_SPANS}, got {self.request_spans!r}")
+            raise ValueError(f"request_spans must be one of {', '.join(REQUEST_SPANS)}, got {self.request_spans!r}")
         for name in ("alpha", "beta", "request_weight"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        object.__setattr__(self, "informing_acts", frozenset(self.informing_acts))
+        for name in ("informing_acts", "offer_slots"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(item, str) for item in value):
+                raise ValueError(f"{name} must be a list of names, got {value!r}")
+            object.__setattr__(self, name, sorted(set(value)))
 
 
 @dataclass
@@ -188,4 +208,8 @@ def tod(tally: Tally, config: RewardConfig) -> float:
     return (state + weight * request / len(counts)) / total
 
 
-REWARD_FUNCTIONS = {"understanding": understanding, "generation": generation, "tod": tod}
+def no_reward(tally: Tally, config: RewardConfig) -> float:
+    return 0.0
+
+
+REWARD_FUNCTIONS = {"understanding": understanding, "generation": generation, "tod": tod, "none": no_reward}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewards.lexer import SPACE, units
+from rewards.spans import response_slots
 
 
 def normalize_value(value: str) -> str:
@@ -104,3 +105,8 @@ def _decoded(value: Any, name: str, where: str) -> Any:
         return json.loads(value)
     except json.JSONDecodeError as error:
         raise ValueError(f"{where or 'turn'}: {name} is not valid JSON ({error}): {value[:80]!r}") from None
+
+
+def offered_in(offer_slots: Iterable[str], gold_response: str) -> frozenset[str]:
+    """`Gold.offered` of a turn: the `offer_slots` its gold response (or whole target) gives as placeholders."""
+    return frozenset(offer_slots) & response_slots(gold_response)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rewards.core import REWARD_FUNCTIONS, RewardConfig, Tally
 from rewards.gold import Gold
-from rewards.spans import SlotVocabulary, Slots, SpanParser
+from rewards.spans import Slots, SpanParser, Vocabulary
 
 
 class RewardTracker(SpanParser):
@@ -22,16 +22,16 @@ class RewardTracker(SpanParser):
     """
 
     def __init__(
-        self, gold: Gold, config: RewardConfig | None = None, slots: Slots | SlotVocabulary | None = None
+        self, gold: Gold, config: RewardConfig | None = None, vocabulary: Vocabulary | Slots | None = None
     ) -> None:
-        super().__init__(slots)
+        super().__init__(vocabulary)
         self.gold = gold
         self.config = config or RewardConfig()
         self.tally = Tally(state_total=len(gold.pairs), request_total=len(gold.expected))
         self._predicted: dict[tuple[str, str], str] = {}
         self._seen: dict[str, set[str]] = {"either": set(), "act": set(), "placeholder": set()}
         self._counts = {"either": self.tally.requests, "act": self.tally.acts, "placeholder": self.tally.placeholders}
-        self._formula = REWARD_FUNCTIONS[self.config.reward]
+        self._formula = REWARD_FUNCTIONS[self.config.type]
         self._reward: float | None = None  # None once the tally has changed
 
     @property

@@ -1,5 +1,8 @@
 """Rewards of whole generations and of each of their tokens: what a trainer calls.
 
+Every function takes the reward's settings as one `RewardConfig` and the
+corpus's span grammar as one `Vocabulary` (default: MultiWOZ and In-Car).
+
 A generation is scored as written: a value or act slot counts once something
 after it closes it, so a text cut off in the middle of a value does not get
 that value. This keeps the reward of a text equal to the reward of the same
@@ -9,14 +12,15 @@ deltas sum to it.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from rewards.core import INFORMING_ACTS, RewardConfig
+from rewards.core import REWARD_FUNCTIONS, RewardConfig
 from rewards.gold import Gold
 from rewards.progress import RewardTracker
-from rewards.spans import SlotVocabulary, Slots
+from rewards.spans import Slots, Vocabulary
 
 MODES = ("delta", "cumulative")
 
@@ -25,6 +29,10 @@ Tokens = Sequence[str] | tuple[str, Sequence[int]]
 
 GoldLike = Any
 """A Gold, a Turn, or a mapping with "belief_state" and "requested_slots" (see Gold.from_turn)."""
+
+VocabularyLike = Vocabulary | Slots | None
+
+DEFAULT_CONFIG = RewardConfig()
 
 # Space markers of SentencePiece ("▁") and byte-level BPE ("Ġ", "Ċ", "ĉ").
 _SPACE_MARKERS = str.maketrans({"\u2581": " ", "\u0120": " ", "\u010a": "\n", "\u0109": "\t"})
@@ -35,13 +43,16 @@ def as_gold(gold: GoldLike) -> Gold:
     return gold if isinstance(gold, Gold) else Gold.from_turn(gold)
 
 
-def _score(text: str, gold: GoldLike, config: RewardConfig, slots: Slots | SlotVocabulary | None) -> float:
-    return RewardTracker(as_gold(gold), config, slots).step(text)
+def _score(text: str, gold: GoldLike, config: RewardConfig, vocabulary: VocabularyLike) -> float:
+    return RewardTracker(as_gold(gold), config, vocabulary).step(text)
 
 
-def understanding_reward(
-    generation: str, gold: GoldLike, *, alpha: float = 1.0, symmetric: bool = False, slots: Slots | None = None
-) -> float:
+def _as(config: RewardConfig | None, reward: str) -> RewardConfig:
+    return dataclasses.replace(config or DEFAULT_CONFIG, type=reward)
+
+
+def understanding_reward(generation: str, gold: GoldLike, config: RewardConfig | None = None,
+                         vocabulary: VocabularyLike = None) -> float:
     """Ru (Eq. 2): closed belief pairs of `generation` against the gold state.
 
     >>> gold = Gold({"hotel": {"stars": "4", "area": "north"}}, {"hotel": ["phone"]})
@@ -50,58 +61,33 @@ def understanding_reward(
     >>> round(understanding_reward("<sos_b> [hotel] stars 4 area nor", gold), 4)  # "nor..." still open
     0.3033
     """
-    return _score(generation, gold, RewardConfig("understanding", alpha=alpha, symmetric=symmetric), slots)
+    return _score(generation, gold, _as(config, "understanding"), vocabulary)
 
 
-def generation_reward(
-    generation: str,
-    gold: GoldLike,
-    *,
-    beta: float = 1.0,
-    symmetric: bool = False,
-    informing_acts: Iterable[str] = INFORMING_ACTS,
-    request_spans: str = "either",
-) -> float:
+def generation_reward(generation: str, gold: GoldLike, config: RewardConfig | None = None,
+                      vocabulary: VocabularyLike = None) -> float:
     """Rg (Eq. 3): requested slots found in informing acts or [value_x] placeholders.
 
     >>> gold = Gold({}, {"hotel": ["phone", "postcode"]})
     >>> text = "<sos_a> [hotel] [inform] phone <eos_a> <sos_r> it is [value_postcode] ."
-    >>> generation_reward(text, gold), round(generation_reward(text, gold, request_spans="each"), 4)
+    >>> each = RewardConfig(request_spans="each")
+    >>> generation_reward(text, gold), round(generation_reward(text, gold, each), 4)
     (1.0, 0.3033)
     """
-    config = RewardConfig("generation", beta=beta, symmetric=symmetric, informing_acts=frozenset(informing_acts),
-                          request_spans=request_spans)
-    return _score(generation, gold, config, None)
+    return _score(generation, gold, _as(config, "generation"), vocabulary)
 
 
-def tod_reward(
-    generation: str,
-    gold: GoldLike,
-    *,
-    alpha: float = 1.0,
-    beta: float = 1.0,
-    symmetric: bool = False,
-    slots: Slots | None = None,
-    informing_acts: Iterable[str] = INFORMING_ACTS,
-    request_spans: str = "either",
-    request_weight: float = 1.0,
-) -> float:
+def tod_reward(generation: str, gold: GoldLike, config: RewardConfig | None = None,
+               vocabulary: VocabularyLike = None) -> float:
     """Rtod (Eq. 4): Ru and Rg weighted by the sizes of their gold sets (requests by `request_weight` each)."""
-    config = RewardConfig("tod", alpha, beta, symmetric, frozenset(informing_acts), request_spans, request_weight)
-    return _score(generation, gold, config, slots)
+    return _score(generation, gold, _as(config, "tod"), vocabulary)
 
 
-def sequence_rewards(
-    generations: Sequence[str],
-    golds: Sequence[GoldLike],
-    *,
-    slots: Slots | SlotVocabulary | None = None,
-    **options: Any,
-) -> list[float]:
-    """One reward per generation; `options` are RewardConfig fields (reward="tod", alpha, beta, ...)."""
+def sequence_rewards(generations: Sequence[str], golds: Sequence[GoldLike], config: RewardConfig | None = None,
+                     vocabulary: VocabularyLike = None) -> list[float]:
+    """One reward (`config.type`) per generation."""
     _same_length(generations, golds)
-    config = RewardConfig(**options)
-    vocabulary = slots if isinstance(slots, SlotVocabulary) else SlotVocabulary(slots)
+    config, vocabulary = config or DEFAULT_CONFIG, Vocabulary.of(vocabulary)
     return [_score(text, gold, config, vocabulary) for text, gold in zip(generations, golds)]
 
 
@@ -128,20 +114,8 @@ def token_pieces(tokens: Tokens) -> list[str]:
     return pieces
 
 
-def token_rewards(
-    tokens: Tokens,
-    gold: GoldLike,
-    mode: str = "delta",
-    *,
-    reward: str = "tod",
-    alpha: float = 1.0,
-    beta: float = 1.0,
-    symmetric: bool = False,
-    informing_acts: Iterable[str] = INFORMING_ACTS,
-    request_spans: str = "either",
-    request_weight: float = 1.0,
-    slots: Slots | SlotVocabulary | None = None,
-) -> list[float]:
+def token_rewards(tokens: Tokens, gold: GoldLike, mode: str = "delta", *, config: RewardConfig | None = None,
+                  vocabulary: VocabularyLike = None) -> list[float]:
     """One reward per token, in one pass over the generation.
 
     "cumulative": the reward of the prefix ending at each token. "delta": its
@@ -154,28 +128,29 @@ def token_rewards(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    config = RewardConfig(reward, alpha, beta, symmetric, frozenset(informing_acts), request_spans, request_weight)
-    tracker = RewardTracker(as_gold(gold), config, slots)
+    tracker = RewardTracker(as_gold(gold), config or DEFAULT_CONFIG, vocabulary)
     cumulative = [tracker.step(piece) for piece in token_pieces(tokens)]
     if mode == "cumulative":
         return cumulative
     return [after - before for before, after in zip([0.0, *cumulative], cumulative)]
 
 
-def batch_token_rewards(
-    batch: Sequence[Tokens],
-    golds: Sequence[GoldLike],
-    mode: str = "delta",
-    *,
-    slots: Slots | SlotVocabulary | None = None,
-    **options: Any,
-) -> list[list[float]]:
-    """token_rewards for each generation of a batch; `options` as for token_rewards."""
+def batch_token_rewards(batch: Sequence[Tokens], golds: Sequence[GoldLike], mode: str = "delta", *,
+                        config: RewardConfig | None = None, vocabulary: VocabularyLike = None) -> list[list[float]]:
+    """token_rewards for each generation of a batch."""
     _same_length(batch, golds)
-    vocabulary = slots if isinstance(slots, SlotVocabulary) else SlotVocabulary(slots)
-    return [token_rewards(tokens, gold, mode, slots=vocabulary, **options) for tokens, gold in zip(batch, golds)]
+    vocabulary = Vocabulary.of(vocabulary)
+    return [token_rewards(tokens, gold, mode, config=config, vocabulary=vocabulary) for tokens, gold in zip(batch, golds)]
 
 
 def _same_length(generations: Sequence[Any], golds: Sequence[Any]) -> None:
     if len(generations) != len(golds):
         raise ValueError(f"got {len(generations)} generations but {len(golds)} gold turns; need one per generation")
+
+
+def reward_parts(generation: str, gold: GoldLike, config: RewardConfig | None = None,
+                 vocabulary: VocabularyLike = None) -> dict[str, float]:
+    """Ru, Rg and Rtod of one generation from one reading: which part of the reward moved."""
+    tracker = RewardTracker(as_gold(gold), config or DEFAULT_CONFIG, vocabulary)
+    tracker.feed(generation)
+    return {name: REWARD_FUNCTIONS[name](tracker.tally, tracker.config) for name in ("understanding", "generation", "tod")}

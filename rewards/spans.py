@@ -15,6 +15,13 @@ domains use their own slots, so "[navigate] poi_type parking garage" is not
 cut at "parking". A value holding the name of another slot of its domain
 ("agenda be on time") cannot be told apart from a new pair and is cut there.
 
+In the act span a bracket naming a domain of the vocabulary opens that
+domain and one naming a known act is an act, even before any domain (it is
+then filed under `NO_DOMAIN`); an unknown bracket opens a domain when none is
+open and is an act otherwise. Each corpus reader supplies its vocabulary
+(``todrl.data.span_vocabulary``): SGD's services and slots are not in the
+default one, which knows MultiWOZ and In-Car.
+
 Reading never raises: a model's output may be cut anywhere or garbled, and
 whatever was well formed is kept. The same incremental reader serves whole
 texts here and per-token rewards in :mod:`rewards.progress`.
@@ -46,18 +53,31 @@ MULTIWOZ_SLOTS: dict[str, tuple[str, ...]] = {
 INCAR_SLOTS: dict[str, tuple[str, ...]] = {
     "schedule": ("event", "time", "date", "party", "room", "agenda"),
     "weather": ("location", "weather_attribute", "date"),
-    "navigate": ("poi_type", "distance", "traffic_info", "poi"),
+    "navigate": ("poi_type", "distance"),
 }
-"""Informable slots per In-Car (KVRET) domain."""
+"""Informable slots per In-Car (KVRET) domain: LABES's 11, the ones Match compares and the reader keeps."""
 
 DEFAULT_SLOTS: dict[str, tuple[str, ...]] = {**MULTIWOZ_SLOTS, **INCAR_SLOTS}
 
-DIALOGUE_DOMAINS: frozenset[str] = frozenset(DEFAULT_SLOTS) | {"general", "booking"}
-"""Bracketed words read as domains in the act span; any other bracket after a domain is an act."""
+GENERAL_DOMAINS: frozenset[str] = frozenset({"general", "booking"})
+"""Act-span domains that hold no belief state."""
+
+MULTIWOZ_ACTS: frozenset[str] = frozenset({
+    "inform", "request", "recommend", "select", "nooffer", "nobook", "book", "offerbook", "offerbooked",
+    "bye", "greet", "reqmore", "welcome", "thank",
+})
+SGD_ACTS: frozenset[str] = frozenset({
+    "inform", "request", "confirm", "offer", "notify_success", "notify_failure", "inform_count", "offer_intent",
+    "req_more", "goodbye",
+})
+DEFAULT_ACTS: frozenset[str] = MULTIWOZ_ACTS | SGD_ACTS
 
 Slots = Mapping[str, Iterable[str]]
 BeliefState = dict[str, dict[str, str]]
 DialogueAct = dict[str, dict[str, list[str]]]
+
+NO_DOMAIN = ""
+"""Domain key of acts written before any domain bracket ("[inform] phone [general] [reqmore]")."""
 
 _PLACEHOLDER = re.compile(r"\[value_([^\s\[\]]+)\]")
 
@@ -71,16 +91,34 @@ class Target:
     response: str = ""
 
 
-class SlotVocabulary:
-    """Slot names per domain, with their union for domains it does not know."""
+class Vocabulary:
+    """What reading a target needs to know of its corpus: the slots of each domain, its domains and its acts.
 
-    def __init__(self, slots: Slots | None = None) -> None:
+    Each corpus reader supplies its own (``todrl.data.span_vocabulary``); the
+    default knows MultiWOZ and In-Car. A domain it does not list reads its
+    belief pairs with the union of the slots it knows.
+    """
+
+    def __init__(self, slots: Slots | None = None, acts: Iterable[str] | None = None,
+                 domains: Iterable[str] = ()) -> None:
         source = DEFAULT_SLOTS if slots is None else slots
-        self._per_domain = {domain: frozenset(names) for domain, names in source.items()}
-        self._union = frozenset().union(*self._per_domain.values())
+        self.slots = {domain: frozenset(names) for domain, names in source.items()}
+        self._union = frozenset().union(*self.slots.values())
+        self.domains = frozenset(self.slots) | GENERAL_DOMAINS | frozenset(domains)
+        """Brackets that open a domain in the act span."""
+        self.acts = DEFAULT_ACTS if acts is None else frozenset(acts)
+        """Brackets that name an act, even where no domain bracket came first."""
 
     def __call__(self, domain: str) -> frozenset[str]:
-        return self._per_domain.get(domain, self._union)
+        return self.slots.get(domain, self._union)
+
+    @classmethod
+    def of(cls, vocabulary: Vocabulary | Slots | None) -> Vocabulary:
+        """A vocabulary from a vocabulary, a domain -> slots mapping, or None (the default)."""
+        return vocabulary if isinstance(vocabulary, Vocabulary) else cls(vocabulary)
+
+
+DEFAULT_VOCABULARY = Vocabulary()
 
 
 class SpanParser:
@@ -92,9 +130,8 @@ class SpanParser:
     at its "]"; a span at its end marker.
     """
 
-    def __init__(self, slots: Slots | SlotVocabulary | None = None, domains: Iterable[str] = DIALOGUE_DOMAINS) -> None:
-        self.vocabulary = slots if isinstance(slots, SlotVocabulary) else SlotVocabulary(slots)
-        self.domains = frozenset(domains)
+    def __init__(self, vocabulary: Vocabulary | Slots | None = None) -> None:
+        self.vocabulary = Vocabulary.of(vocabulary)
         self.belief_state: BeliefState = {}
         self.dialogue_act: DialogueAct = {}
         self._response: list[str] = []
@@ -183,34 +220,38 @@ class SpanParser:
     def _act_unit(self, kind: str, text: str) -> None:
         if kind == BRACKET:
             name = text[1:-1]
-            if name in self.domains or self._domain is None:
+            vocabulary = self.vocabulary
+            if name in vocabulary.domains or (self._domain is None and name not in vocabulary.acts):
                 self._domain, self._act = name, None
             else:
+                if self._domain is None:
+                    self._domain = NO_DOMAIN
                 self._act = name
                 self.dialogue_act.setdefault(self._domain, {}).setdefault(name, [])
         elif self._act is not None:
             self._on_act_slot(self._domain, self._act, text)
 
 
-def parse_target(text: str, slots: Slots | None = None, domains: Iterable[str] = DIALOGUE_DOMAINS) -> Target:
+def parse_target(text: str, vocabulary: Vocabulary | Slots | None = None) -> Target:
     """Belief state, dialogue act and response of any string; never raises.
 
-    `slots` (domain -> slot names) reads belief states of other schemas;
-    `domains` names the brackets that open a domain in the act span.
+    `vocabulary` (a `Vocabulary`, or domain -> slot names) reads the targets of
+    other corpora; by default MultiWOZ's and In-Car's.
     """
-    parser = SpanParser(slots, domains)
+    parser = SpanParser(vocabulary)
     parser.feed(text)
     return parser.close()
 
 
-def parse_belief_state(text: str, slots: Slots | None = None) -> BeliefState:
+def parse_belief_state(text: str, vocabulary: Vocabulary | Slots | None = None) -> BeliefState:
     """``[domain] slot value ...`` (markers optional) -> {domain: {slot: value}}."""
-    return parse_target(text if SOS_B in text else f"{SOS_B} {text}", slots).belief_state
+    return parse_target(text if SOS_B in text else f"{SOS_B} {text}", vocabulary).belief_state
 
 
-def parse_dialogue_act(text: str, domains: Iterable[str] = DIALOGUE_DOMAINS) -> DialogueAct:
-    """``[domain] [act] slot ...`` (markers optional) -> {domain: {act: [slots]}}."""
-    return parse_target(text if SOS_A in text else f"{SOS_A} {text}", domains=domains).dialogue_act
+def parse_dialogue_act(text: str, vocabulary: Vocabulary | Slots | None = None) -> DialogueAct:
+    """``[domain] [act] slot ...`` (markers optional) -> {domain: {act: [slots]}}; acts before any domain
+    bracket go under `NO_DOMAIN`."""
+    return parse_target(text if SOS_A in text else f"{SOS_A} {text}", vocabulary).dialogue_act
 
 
 def response_slots(text: str) -> set[str]:
@@ -232,10 +273,11 @@ def format_dialogue_act(dialogue_act: Mapping[str, Mapping[str, Iterable[str]]])
     """Inverse of parse_dialogue_act; domains without acts are left out."""
     parts: list[str] = []
     for domain, acts in dialogue_act.items():
-        if acts:
+        if not acts:
+            continue
+        if domain != NO_DOMAIN:
             parts.append(f"[{domain}]")
-            for act, slots in acts.items():
-                parts.append(" ".join([f"[{act}]", *slots]))
+        parts.extend(" ".join([f"[{act}]", *slots]) for act, slots in acts.items())
     return " ".join(parts)
 
 

@@ -9,13 +9,13 @@ travel as dataset columns, as dicts or JSON strings. Nothing here imports TRL.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rewards.core import INFORMING_ACTS, RewardConfig
-from rewards.gold import Gold
+from rewards.core import RewardConfig
+from rewards.gold import Gold, offered_in
 from rewards.score import sequence_rewards
-from rewards.spans import SlotVocabulary, Slots
+from rewards.spans import Slots, Vocabulary
 
 
 class TODRewardFunction:
@@ -29,40 +29,39 @@ class TODRewardFunction:
 
     def __init__(
         self,
-        reward: str = "tod",
+        config: RewardConfig | str = "tod",
         *,
-        alpha: float = 1.0,
-        beta: float = 1.0,
-        symmetric: bool = False,
-        informing_acts: Iterable[str] = INFORMING_ACTS,
-        request_spans: str = "either",
-        request_weight: float = 1.0,
-        slots: Slots | None = None,
+        vocabulary: Vocabulary | Slots | None = None,
         state_column: str = "belief_state",
         requests_column: str = "requested_slots",
-        offers_column: str | None = None,
+        response_column: str | None = None,
     ) -> None:
-        self.config = RewardConfig(reward, alpha, beta, symmetric, frozenset(informing_acts), request_spans, request_weight)
-        self.vocabulary = SlotVocabulary(slots)
+        """`config` is a RewardConfig or just the reward's name; `vocabulary` is the corpus's span grammar
+        (``todrl.data.span_vocabulary(dataset, data_dir)``; the default reads MultiWOZ and In-Car only)."""
+        self.config = config if isinstance(config, RewardConfig) else RewardConfig(type=config)
+        self.vocabulary = Vocabulary.of(vocabulary)
         self.state_column = state_column
         self.requests_column = requests_column
-        self.offers_column = offers_column
-        """Optional column of the slots the gold system gives unasked (`Gold.offered`)."""
-        self.__name__ = f"{reward}_reward"
+        self.response_column = response_column
+        """Column of the gold responses (or whole targets): the `config.offer_slots` each gives join its Sgt."""
+        if self.config.offer_slots and response_column is None:
+            raise ValueError("config.offer_slots needs response_column: the gold responses tell which slots are offered")
+        self.__name__ = f"{self.config.type}_reward"
 
     def __call__(
         self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (), **columns: Any
     ) -> list[float]:
         states = self._column(columns, self.state_column, len(completions))
         requests = self._column(columns, self.requests_column, len(completions))
-        offers = self._column(columns, self.offers_column, len(completions)) if self.offers_column else [()] * len(states)
+        responses = self._column(columns, self.response_column, len(completions)) if self.response_column else None
+        offers = [offered_in(self.config.offer_slots, r) for r in responses] if responses else [()] * len(states)
         golds = [
             Gold.from_turn({"belief_state": state, "requested_slots": asked, "offered_slots": offered},
                            f"{self.__name__}: dataset row {index}")
             for index, (state, asked, offered) in enumerate(zip(states, requests, offers))
         ]
         texts = [completion_text(completion, index) for index, completion in enumerate(completions)]
-        return sequence_rewards(texts, golds, slots=self.vocabulary, **vars(self.config))
+        return sequence_rewards(texts, golds, self.config, self.vocabulary)
 
     def _column(self, columns: Mapping[str, Any], name: str, size: int) -> Sequence[Any]:
         if name not in columns:

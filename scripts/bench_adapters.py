@@ -5,8 +5,11 @@
 Adapters adapt a pretrained model, so the benchmark has two stages: a tiny T5
 first learns state tracking on `source_services` with full fine-tuning (the
 "pretrained" base), then each method adapts that base to `target_services`
-with the same seed, steps and batches, and is scored on their test dialogues
-(JGA, slot accuracy, Acc(VAS) from `todrl.evaluate.dst`). Every training run
+with the same seed, steps and batches, and is scored on their test dialogues:
+the official per-frame JGA and average goal accuracy (`todrl.evaluate.sgd`,
+google-research's schema_guided_dst rules) with Acc(VAS) over its per-service
+JGA, and todrl's strict per-turn JGA, slot accuracy and Acc(VAS)
+(`todrl.evaluate.dst`) beside them. Every training run
 is `python -m todrl.sft` in its own process, so its wall time and peak memory
 are its own. Last, SUCG and AdaLoRA train side by side on the same batches to
 time a training step of each at the adapter settings of the config.
@@ -35,6 +38,7 @@ from todrl.data import load_dialogues
 from todrl.data.records import Dialogue
 from todrl.evaluate.dst import DstEvaluator, slot_inventory
 from todrl.evaluate.predictions import PredictedTurn
+from todrl.evaluate.sgd import SgdEvaluator
 from todrl.format import build_examples, format_tokens
 from todrl.generation import generate_texts
 from todrl.models import build_tiny, load_policy
@@ -128,8 +132,8 @@ def scored_dialogues(cfg: BenchConfig) -> list[Dialogue]:
     return chosen
 
 
-def score_dst(checkpoint: Path, dialogues: list[Dialogue]) -> tuple[dict, int]:
-    """Greedy belief states for every test turn, scored; also the adapter size kept in the checkpoint."""
+def score_dst(checkpoint: Path, dialogues: list[Dialogue], official: SgdEvaluator) -> tuple[dict, dict, int]:
+    """Greedy belief states for every test turn, scored officially and strictly; also the adapter size kept."""
     model, tokenizer = load_policy(checkpoint)
     examples = build_examples(dialogues, task="dst")
     texts = generate_texts(model, tokenizer, [e.source for e in examples], batch_size=64, max_new_tokens=64)
@@ -139,7 +143,8 @@ def score_dst(checkpoint: Path, dialogues: list[Dialogue]) -> tuple[dict, int]:
         predictions[example.dialogue_id].append(PredictedTurn(response="", state=parse_target(text, slots).belief_state))
     adapter = {n: p.numel() for n, p in model.named_parameters() if "lora_" in n}
     kept = sum(adapter.values()) if adapter else sum(p.numel() for p in model.parameters())
-    return DstEvaluator(dialogues).evaluate(predictions, checkpoint).as_dict(), kept
+    strict = DstEvaluator(dialogues).evaluate(predictions, checkpoint).as_dict()
+    return official.evaluate(predictions, checkpoint).as_dict(), strict, kept
 
 
 def time_steps(cfg: BenchConfig, base: Path, dialogues: list[Dialogue]) -> dict[str, float]:
@@ -175,14 +180,14 @@ def time_steps(cfg: BenchConfig, base: Path, dialogues: list[Dialogue]) -> dict[
 
 
 def table(rows: list[dict]) -> str:
-    header = ("| method | JGA | slot acc. | Acc(VAS) | wall time (s) | peak memory (MiB) | trainable params | params kept |\n"
-              "|---|---|---|---|---|---|---|---|")
+    header = ("| method | JGA | AGA | Acc(VAS) | strict JGA | strict slot acc. | strict Acc(VAS) | wall time (s) | "
+              "peak memory (MiB) | trainable params | params kept |\n|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [header]
     for r in rows:
+        cells = [r[key] for key in ("jga", "aga", "vas", "strict_jga", "strict_slot_accuracy", "strict_vas")]
         lines.append(
-            f"| {r['method']} | {r['jga']:.1f} | {r['slot_accuracy']:.1f} | "
-            f"{'n/a' if r['vas'] is None else format(r['vas'], '.1f')} | {r['wall_seconds']:.0f} | "
-            f"{r['peak_memory_mb']:.0f} | {r['trainable_params']:,} | {r['params_kept']:,} |"
+            f"| {r['method']} | " + " | ".join("n/a" if c is None else f"{c:.1f}" for c in cells)
+            + f" | {r['wall_seconds']:.0f} | {r['peak_memory_mb']:.0f} | {r['trainable_params']:,} | {r['params_kept']:,} |"
         )
     return "\n".join(lines)
 
@@ -204,16 +209,19 @@ def main(argv: list[str] | None = None) -> None:
     base = out / "base" / "best"
 
     tests = scored_dialogues(cfg)
+    official = SgdEvaluator.from_split(sgd_dir(cfg), "test")
     rows = []
     for method in cfg.methods:
         print(f"[{time.perf_counter() - started:.0f} s] {method} on {', '.join(cfg.target_services)}", flush=True)
         adapter = dataclasses.replace(cfg.adapter, type=method)
         summary = run_sft(sft_config(cfg, str(base), cfg.target_services, cfg.steps, cfg.lr, adapter, out / method),
                           out / f"{method}.log")
-        result, kept = score_dst(out / method / "best", tests)
+        result, strict, kept = score_dst(out / method / "best", tests, official)
         rows.append({
-            "method": method, "jga": result["joint_goal_accuracy"], "slot_accuracy": result["slot_accuracy"],
-            "vas": result["volatility"], "per_service": result["per_service"], "turns": result["turns"],
+            "method": method, "jga": result["all"]["joint_goal_accuracy"], "aga": result["all"]["average_goal_accuracy"],
+            "vas": result["volatility"], "per_service": result["per_service"], "frames": result["all"]["frames"],
+            "strict_jga": strict["joint_goal_accuracy"], "strict_slot_accuracy": strict["slot_accuracy"],
+            "strict_vas": strict["volatility"], "strict_per_service": strict["per_service"], "turns": strict["turns"],
             "wall_seconds": summary["wall_seconds"], "peak_memory_mb": summary["peak_memory_mb"],
             "trainable_params": summary["trainable_params"], "params_kept": kept,
         })
@@ -222,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     per_step = time_steps(cfg, base, targets)
 
     report = [table(rows), "",
-              "Per-service JGA: " + "; ".join(f"{r['method']} " + ", ".join(f"{s} {v:.1f}" for s, v in r["per_service"].items())
+              "Per-service JGA (official): " + "; ".join(f"{r['method']} " + ", ".join(f"{s} {v:.1f}" for s, v in r["per_service"].items())
                                                 for r in rows),
               "", f"Seconds per training step over {cfg.timing_steps} interleaved steps: "
               + ", ".join(f"{name} {value:.3f}" for name, value in per_step.items())

@@ -30,30 +30,30 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 import yaml
-from rewards.spans import parse_target
 
 from todrl.config import from_dict, parse_config, save_config
-from todrl.data import load_dialogues
-from todrl.data.db import MultiWozDB
-from todrl.data.multiwoz import SAMPLE_PATH
-from todrl.data.records import Dialogue
+from todrl.data import load_dialogues, span_vocabulary
 from todrl.data.splits import DataConfig
-from todrl.evaluate import DstEvaluator, InCarEvaluator, LegacyEvaluator, PredictedTurn, Predictions, StandardEvaluator
-from todrl.evaluate.dst import multiwoz_spelling, slot_inventory, text_spelling
-from todrl.evaluate.predictions import dump_predictions
-from todrl.format import build_examples
-from todrl.generation import generate_texts
-from todrl.models import load_merged
-from todrl.rl.trainer import RLConfig
+from todrl.evaluate import Predictions
+from todrl.evaluate.corpus import CorpusScorer, ScoringOptions, figures
+from todrl.evaluate.generate import predict_checkpoint
+from todrl.evaluate.predictions import dump_predictions, load_predictions
+from todrl.rl.config import RLConfig
 from todrl.sft import SFTConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALES = ("cpu", "gpu")
-CORPORA = ("multiwoz21", "incar")
+Corpus = Literal["multiwoz21", "incar"]
+CORPORA: tuple[str, ...] = get_args(Corpus)
+SCORED = {
+    "multiwoz21": ("standard", "dst", "legacy", "legacy_gold_db"),
+    "incar": ("incar", "incar_galaxy", "incar_todrl", "dst"),
+}
+"""Every definition each corpus's test generations are scored by (`todrl.evaluate.corpus`)."""
 ABLATION = {"tod": "RL, Rtod", "understanding": "RL, Ru only (-Rg)", "generation": "RL, Rg only (-Ru)", "none": "RL, no task reward"}
 """Row names of seed 004's Table 3 for each `--reward` of todrl.rl."""
 
@@ -85,13 +85,20 @@ class BenchConfig:
     """The learning benchmark: which corpora, which RL seeds, and where each corpus's pipeline is configured."""
 
     output_dir: str = "runs/bench"
-    corpora: list[str] = field(default_factory=lambda: list(CORPORA))
+    """Where every run, results.json and the tables land."""
+    corpora: list[Corpus] = field(default_factory=lambda: list(CORPORA))
+    """Corpora to run, in this order."""
     multiwoz21: str = "configs/bench_multiwoz21_cpu.yaml"
     """YAML of the MultiWOZ pipeline (a CorpusBench: sft, rl, rewards, ...); relative paths start at the repository."""
     incar: str = "configs/bench_incar_cpu.yaml"
+    """YAML of the In-Car pipeline, like multiwoz21."""
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
     """RL seeds of every reward (SFT runs once, with its own seed)."""
     eval_batch_size: int = 128
+    """Batch size of the greedy generation of each test split."""
+    rescore: bool = False
+    """Score each finished model's saved test predictions again with the current evaluators (no generation):
+    how every figure is brought up to date when an evaluator changes."""
     threads: int = 1
     """torch CPU threads: 1 is fastest on a shared 2-core machine (2 under contention is ~10x slower)."""
 
@@ -216,8 +223,8 @@ def run_sft(cfg: SFTConfig, out: Path, skip: bool) -> dict:
 def rl_config(bench: CorpusBench, sft_dir: Path, reward: str, seed: int, out: Path) -> RLConfig:
     """The shared RL settings, started from the SFT run, on its corpus and splits (so RL selects on SFT's dev slice)."""
     splits = {f.name: getattr(bench.sft, f.name) for f in dataclasses.fields(DataConfig)}
-    return dataclasses.replace(bench.rl, **splits, model=str(sft_dir), reward=reward, seed=seed,
-                               output_dir=str(out))
+    return dataclasses.replace(bench.rl, **splits, model=str(sft_dir), reward=dataclasses.replace(bench.rl.reward, type=reward),
+                               seed=seed, output_dir=str(out))
 
 
 def run_rl(cfg: RLConfig, skip: bool) -> dict:
@@ -233,71 +240,44 @@ def run_rl(cfg: RLConfig, skip: bool) -> dict:
 # ----------------------------------------------------------------------------- test-set scoring
 
 
-def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def predict(checkpoint: Path, dialogues: list[Dialogue], corpus: str, batch_size: int, max_new_tokens: int) -> Predictions:
-    """Greedy end-to-end generation of every test turn, each conditioned on the gold previous turn.
-
-    Turns are decoded shortest context first so that a batch pads little, and
-    an RL adapter is merged first so decoding costs what the SFT model's does.
-    """
-    model, tokenizer = load_merged(checkpoint)
-    model.to(device())
-    examples = build_examples(dialogues, task="e2e")
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i].source))
-    texts = generate_texts(model, tokenizer, [examples[i].source for i in order], batch_size=batch_size,
-                           max_new_tokens=max_new_tokens)
-    generated = dict(zip(order, texts))
-    slots = None if corpus == "multiwoz21" else {d: sorted(s) for d, s in slot_inventory(dialogues).items()}
-    predictions: Predictions = {dialogue.id: [] for dialogue in dialogues}
-    for index, example in enumerate(examples):
-        target = parse_target(generated[index], slots)
-        predictions[example.dialogue_id].append(PredictedTurn(response=target.response, state=target.belief_state))
-    return predictions
-
-
 class TestSet:
-    """A corpus's test dialogues and its evaluators, built once and applied to every model's one generation."""
+    """A corpus's test dialogues and every definition it is scored by, applied to each model's one generation."""
 
     def __init__(self, corpus: str, bench: CorpusBench) -> None:
         self.corpus = corpus
         self.dialogues = load_dialogues(corpus, bench.sft.data_dir, bench.test_split)
         if bench.test_dialogues:
             self.dialogues = self.dialogues[: bench.test_dialogues]
-        if corpus == "multiwoz21":
-            db = MultiWozDB(Path(bench.sft.data_dir or SAMPLE_PATH) / "db")
-            self.standard = StandardEvaluator(self.dialogues, db)
-            self.legacy = LegacyEvaluator(self.dialogues, db)
-            self.dst = DstEvaluator(self.dialogues, multiwoz_spelling)
-        else:
-            self.incar = InCarEvaluator(self.dialogues)
-            self.dst = DstEvaluator(self.dialogues, text_spelling)
+        # MultiWOZ's legacy evaluator queries the DB with the generated state (as PPTOD reports); the gold one beside.
+        self.scorer = CorpusScorer(corpus, self.dialogues, bench.sft.data_dir, bench.test_split, SCORED[corpus],
+                                   ScoringOptions(db_state="generated"))
+        self.vocabulary = span_vocabulary(corpus, bench.sft.data_dir)
 
     def score(self, predictions: Predictions, source: Path) -> dict[str, Any]:
-        scores: dict[str, Any] = {"dst": self.dst.evaluate(predictions, source).as_dict()}
-        if self.corpus == "multiwoz21":
-            standard = self.standard.evaluate(predictions, source)
-            scores["standard"] = standard.as_dict()
-            scores["legacy"] = self.legacy.evaluate(predictions, source, db_state="generated").as_dict()
-            scores["legacy_gold_db"] = self.legacy.evaluate(predictions, source, db_state="gold").as_dict()
-        else:
-            scores["incar"] = self.incar.evaluate(predictions, source).as_dict()
-        return scores
+        return self.scorer.score(predictions, source)
 
 
-def test_scores(checkpoint: Path, tests: TestSet, bench: CorpusBench, batch_size: int, skip: bool) -> dict[str, Any]:
-    """Generate the test split once with `checkpoint` and score it; cached beside the checkpoint."""
+def test_scores(checkpoint: Path, tests: TestSet, bench: CorpusBench, batch_size: int, skip: bool,
+                rescore: bool = False) -> dict[str, Any]:
+    """Generate the test split once with `checkpoint` and score it; cached beside the checkpoint.
+
+    With `rescore`, a model already generated is scored again from its saved
+    predictions, so a changed evaluator needs no new generation.
+    """
     run_dir = checkpoint.parent
     scores_file = run_dir / "test_scores.json"
-    if skip:
-        return json.loads(scores_file.read_text())
-    began = time.perf_counter()
-    predictions = predict(checkpoint, tests.dialogues, tests.corpus, batch_size, bench.max_new_tokens)
-    generation_seconds = time.perf_counter() - began
     predictions_file = run_dir / f"predictions_{bench.test_split}.json"
-    dump_predictions(predictions, predictions_file)
+    if skip and not (rescore and predictions_file.is_file()):
+        return json.loads(scores_file.read_text())
+    if skip:
+        generation_seconds = json.loads(scores_file.read_text())["generation_seconds"]
+        predictions = load_predictions(predictions_file)
+    else:
+        began = time.perf_counter()
+        predictions = predict_checkpoint(checkpoint, tests.dialogues, tests.vocabulary, batch_size=batch_size,
+                                         max_new_tokens=bench.max_new_tokens)
+        generation_seconds = time.perf_counter() - began
+        dump_predictions(predictions, predictions_file)
     scores = {"checkpoint": str(checkpoint), "generation_seconds": generation_seconds,
               "turns": sum(len(turns) for turns in predictions.values()), **tests.score(predictions, predictions_file)}
     scores_file.write_text(json.dumps(scores, indent=2))
@@ -313,19 +293,8 @@ def chosen_checkpoint(run_dir: Path) -> Path:
 
 
 def headline(corpus: str, scores: dict[str, Any]) -> dict[str, float | None]:
-    """The figures of seed 004's tables for one model."""
-    jga = scores["dst"]["joint_goal_accuracy"]
-    if corpus == "multiwoz21":
-        standard, legacy = scores["standard"], scores["legacy"]
-        return {
-            "inform": standard["inform"].get("total"), "success": standard["success"].get("total"),
-            "bleu": standard["bleu"], "combined": standard["combined"],
-            "legacy_inform": legacy["inform"], "legacy_success": legacy["success"], "legacy_bleu": legacy["bleu"],
-            "legacy_combined": legacy["combined"], "jga": jga,
-        }
-    incar = scores["incar"]
-    return {"match": incar["match"], "success_f1": incar["success_f1"], "bleu": incar["bleu"], "combined": incar["combined"],
-            "jga": jga}
+    """The figures of seed 004's tables for one model, under every definition the corpus is scored by."""
+    return figures({name: scores[name] for name in SCORED[corpus] if name in scores})
 
 
 @dataclass
@@ -354,11 +323,19 @@ def cell(row: Row, key: str) -> str:
 
 TABLES = {
     "multiwoz21": [
-        ("standard evaluator", ["inform", "success", "bleu", "combined", "jga"], ["Inform", "Success", "BLEU", "Comb", "JGA"]),
+        ("standard evaluator", ["inform", "success", "bleu", "combined", "jga", "jga_exact"],
+         ["Inform", "Success", "BLEU", "Comb", "JGA (mwzeval)", "JGA exact"]),
         ("legacy evaluator (UBAR/PPTOD, as seed 004 reports; DB queried with the generated state)",
          ["legacy_inform", "legacy_success", "legacy_bleu", "legacy_combined"], ["Inform", "Success", "BLEU", "Comb"]),
     ],
-    "incar": [("In-Car evaluator", ["match", "success_f1", "bleu", "combined", "jga"], ["Match", "SuccF1", "BLEU", "Comb", "JGA"])],
+    "incar": [
+        ("LABES's metric.py (LABES's In-Car table; the default)", ["match", "success_f1", "bleu", "combined", "jga"],
+         ["Match", "SuccF1", "BLEU", "Comb", "JGA"]),
+        ("GALAXY's eval.py (fuzzy Match; GALAXY's and SPACE-3's tables)", ["galaxy_match", "galaxy_success_f1", "galaxy_bleu",
+         "galaxy_combined"], ["Match", "SuccF1", "BLEU", "Comb"]),
+        ("todrl's own (every dialogue, requested slots)", ["todrl_match", "todrl_success_f1", "todrl_bleu",
+         "todrl_combined"], ["Match", "SuccF1", "BLEU", "Comb"]),
+    ],
 }
 
 
@@ -433,7 +410,7 @@ def plot_curves(corpus: str, curves: dict[str, list[list[dict[str, float]]]], pa
 def machine() -> dict[str, Any]:
     info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "device": str(device())}
+            "device": "cuda" if torch.cuda.is_available() else "cpu"}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -445,7 +422,8 @@ def bench_corpus(corpus: str, bench: CorpusBench, cfg: BenchConfig, stages: Stag
     sft_summary = stages.run(f"{corpus}/sft", (sft_dir / "summary.json").is_file(),
                              lambda skip: run_sft(bench.sft, sft_dir, skip))
     sft_scores = stages.run(f"{corpus}/sft test", (sft_dir / "test_scores.json").is_file(),
-                            lambda skip: test_scores(chosen_checkpoint(sft_dir), tests, bench, cfg.eval_batch_size, skip))
+                            lambda skip: test_scores(chosen_checkpoint(sft_dir), tests, bench, cfg.eval_batch_size, skip,
+                                                        cfg.rescore))
     runs: dict[str, list[dict[str, Any]]] = {}
     for reward in bench.rewards:
         for seed in cfg.seeds:
@@ -454,7 +432,8 @@ def bench_corpus(corpus: str, bench: CorpusBench, cfg: BenchConfig, stages: Stag
             rl_cfg = rl_config(bench, sft_dir, reward, seed, run_dir)
             summary = stages.run(name, (run_dir / "summary.json").is_file(), lambda skip, c=rl_cfg: run_rl(c, skip))
             scores = stages.run(f"{name} test", (run_dir / "test_scores.json").is_file(),
-                                lambda skip, d=run_dir: test_scores(chosen_checkpoint(d), tests, bench, cfg.eval_batch_size, skip))
+                                lambda skip, d=run_dir: test_scores(chosen_checkpoint(d), tests, bench, cfg.eval_batch_size,
+                                                                   skip, cfg.rescore))
             runs.setdefault(reward, []).append({"seed": seed, "summary": summary, "scores": scores,
                                                 "headline": headline(corpus, scores), "metrics": read_metrics(run_dir)})
     sft_row = aggregate("SFT", [headline(corpus, sft_scores)])
@@ -464,7 +443,7 @@ def bench_corpus(corpus: str, bench: CorpusBench, cfg: BenchConfig, stages: Stag
         plot_curves(corpus, {reward: [r["metrics"] for r in seeds] for reward, seeds in runs.items()}, curves_file)
     verdicts = []
     if "tod" in runs:
-        keys = ["combined", "legacy_combined"] if corpus == "multiwoz21" else ["combined"]
+        keys = ["combined", "legacy_combined"] if corpus == "multiwoz21" else ["combined", "galaxy_combined", "todrl_combined"]
         verdicts = [verdict(sft_row, rows[1 + list(runs).index("tod")], key) for key in keys if key in sft_row.mean]
     return {"sft": {"summary": sft_summary, "scores": sft_scores, "headline": headline(corpus, sft_scores)},
             "rl": {reward: [{k: v for k, v in r.items() if k != "metrics"} for r in seeds] for reward, seeds in runs.items()},

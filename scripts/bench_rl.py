@@ -37,7 +37,8 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from todrl.adapters import AdapterConfig, apply_adapter
 from todrl.rl.build import assemble
-from todrl.rl.trainer import RLConfig, train
+from todrl.rl.config import RLConfig
+from todrl.rl.trainer import train
 
 PHASES = ("generation", "reward", "reference", "values", "advantages", "update")
 

@@ -29,7 +29,7 @@ OFFERS = {"name", "id"}
 
 def failures(evaluation: DevEvaluation, predictions) -> Counter[str]:
     """Per goal domain that needs an offer: informed, offered but wrong, or never offered."""
-    evaluator = evaluation.corpus
+    evaluator = evaluation.corpus.evaluator("standard")
     counts: Counter[str] = Counter()
     for view in evaluator.dialogue_views(predictions):
         reference, responses, domains = view.reference, view.responses, view.domains
@@ -68,9 +68,10 @@ def main(argv: list[str] | None = None) -> None:
     for checkpoint in args.checkpoints:
         model, tokenizer = load_merged(checkpoint)
         predictions, texts = evaluation.generate(model.eval(), tokenizer)
-        own = evaluation.corpus.evaluate(predictions, "<dev>", bleu=False, lexical=False)
+        standard = evaluation.corpus.evaluator("standard")
+        own = standard.evaluate(predictions, "<dev>", bleu=False, lexical=False)
         stateless = {d: [dataclasses.replace(t, state=None) for t in turns] for d, turns in predictions.items()}
-        gold = evaluation.corpus.evaluate(stateless, "<dev, gold states>", bleu=False, lexical=False)
+        gold = standard.evaluate(stateless, "<dev, gold states>", bleu=False, lexical=False)
         counts = failures(evaluation, predictions)
         offer_turns, offered, other_turns, offered_elsewhere = offer_rates(evaluation, texts)
         print(f"| {checkpoint} | {own.inform['total']} | {own.success['total']} | {gold.inform['total']} | "

@@ -31,7 +31,7 @@ from todrl.rl.build import sft_checkpoint
 from todrl.rl.evaluation import DevEvaluation
 from todrl.rl.probe import probe_parser, probe_setup
 from todrl.rl.rollout import score
-from todrl.rl.trainer import RLConfig
+from todrl.rl.config import RLConfig
 
 
 @torch.no_grad()

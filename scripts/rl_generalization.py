@@ -22,11 +22,12 @@ import torch
 from rewards import sequence_rewards
 
 from todrl.config import parse_config
+from todrl.data import span_vocabulary
 from todrl.generation import generate_texts
 from todrl.models import load_policy
 from todrl.rl.build import contexts, episode_indices
-from todrl.rl.task_reward import gold_of
-from todrl.rl.trainer import RLConfig
+from todrl.rl.task_reward import gold_of, judged_by
+from todrl.rl.config import RLConfig
 
 
 def sampled_contexts(cfg: RLConfig, iterations: int, size: int, processes: int) -> set[int]:
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(RLConfig, ["--config", str(args.run / "config.yaml")])
     iterations = json.loads((args.run / "summary.json").read_text())["iterations"]
     train, _ = contexts(cfg)
+    vocabulary = span_vocabulary(cfg.dataset, cfg.data_dir)
     seen = sorted(sampled_contexts(cfg, iterations, len(train), args.processes))
     unseen = random.Random(cfg.seed).sample(sorted(set(range(len(train))) - set(seen)), min(len(seen), len(train) - len(seen)))
     scores = {}
@@ -58,11 +60,10 @@ def main(argv: list[str] | None = None) -> None:
             texts = generate_texts(policy.eval(), tokenizer, [e.source for e in examples], progress=True,
                                    max_source_length=cfg.max_source_length, max_new_tokens=cfg.max_new_tokens,
                                    batch_size=args.batch_size)
-            golds = [gold_of(e, cfg.offer_slots) for e in examples]
-            rewards = sequence_rewards(texts, golds, reward="tod" if cfg.reward == "none" else cfg.reward,
-                                       **cfg.reward_options)
+            golds = [gold_of(e, cfg.reward) for e in examples]
+            rewards = sequence_rewards(texts, golds, judged_by(cfg.reward), vocabulary)
             scores[checkpoint, name] = sum(rewards) / len(rewards)
-    reward = f"{cfg.reward} reward" + (", symmetric penalty" if cfg.symmetric else "")
+    reward = f"{judged_by(cfg.reward).type} reward" + (", symmetric penalty" if cfg.reward.symmetric else "")
     print(f"greedy {reward}, mean over contexts ({len(seen)} sampled, {len(unseen)} never sampled):")
     for name in ("sampled", "never sampled"):
         start, end = scores["base", name], scores["last", name]

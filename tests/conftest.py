@@ -30,6 +30,21 @@ def data_dir() -> Path:
     return require_data()
 
 
+@pytest.fixture(scope="session")
+def tiny_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A four-step SFT checkpoint of the tiny preset on the embedded sample: it talks nonsense, but loads, serves
+    and carries its run config like any trained policy."""
+    from accelerate.state import AcceleratorState
+
+    from todrl.sft import SFTConfig, train
+
+    out = tmp_path_factory.mktemp("tiny_policy")
+    AcceleratorState._reset_state(reset_partial_state=True)
+    train(SFTConfig(output_dir=str(out), max_steps=4, batch_size=8, vocab_size=400, max_target_length=48))
+    AcceleratorState._reset_state(reset_partial_state=True)
+    return out / "best"
+
+
 @pytest.fixture
 def fresh_accelerator_state():
     """accelerate keeps one process-wide state: a test that runs a training loop starts from none, whatever ran before."""

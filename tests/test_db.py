@@ -140,7 +140,7 @@ def test_bad_database_files(tmp_path):
     for domain in ("restaurant", "hotel", "attraction", "train", "hospital", "police"):
         (tmp_path / f"{domain}_db.json").write_text("[]")
     (tmp_path / "train_db.json").write_text('[{"trainID": "TR1"')
-    with pytest.raises(DataError, match="train_db.json: invalid JSON at line 1"):
+    with pytest.raises(DataError, match="train_db.json: not valid JSON at line 1"):
         MultiWozDB(tmp_path)
     (tmp_path / "train_db.json").write_text('{"trainID": "TR1"}')
     with pytest.raises(DataError, match="expected a JSON list of row objects"):

@@ -27,7 +27,7 @@ def test_scores_a_predictions_file_as_json(tmp_path: Path, capsys: pytest.Captur
     assert 0 < standard["inform"]["total"] <= 100 and 0 < standard["bleu"] < 100
     assert standard["combined"] == pytest.approx((standard["inform"]["total"] + standard["success"]["total"]) / 2 + standard["bleu"])
     assert "900 dialogues missing" in captured.err
-    assert 0 < result["dst"]["joint_goal_accuracy"] < 100  # UBAR writes states, so state tracking is scored too
+    assert 0 < result["dst"]["jga_exact"] < result["dst"]["jga"] < 100  # UBAR writes states: both JGA definitions
 
 
 def test_malformed_file_is_an_error_naming_dialogue_and_turn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

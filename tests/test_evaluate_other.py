@@ -1,4 +1,4 @@
-"""Legacy MultiWOZ, In-Car and state-tracking evaluators, and the venue matching of the standard one."""
+"""In-Car and state-tracking evaluators, and the venue matching of the standard one (legacy: test_evaluate_legacy.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import pytest
 from conftest import require_data
 
 from todrl.data.incar import load_incar
-from todrl.data.records import Dialogue, Goal, Turn
+from todrl.data.records import Dialogue, Turn
 from todrl.evaluate.dst import DstEvaluator, multiwoz_spelling
 from todrl.evaluate.incar import InCarEvaluator
-from todrl.evaluate.legacy import LegacyEvaluator
 from todrl.evaluate.predictions import PredictedTurn
 from todrl.evaluate.venues import partial_ratio
 
@@ -68,38 +67,3 @@ def test_incar_gold_predictions_score_full_match_and_bleu() -> None:
     worse = evaluator.evaluate(blank)
     assert worse.success_f1 == 0.0 and worse.match < result.match and worse.combined < result.combined
     assert evaluator.evaluate({d: [PredictedTurn(t.response) for t in ts] for d, ts in gold.items()}).match is None
-
-
-class _Trains:
-    """Three trains from cambridge; queries constrain on day only here."""
-
-    rows = [{"id": "tr1", "leave": "08:00", "arrive": "09:00"}, {"id": "tr2", "leave": "12:00", "arrive": "13:00"},
-            {"id": "tr3", "leave": "18:00", "arrive": "19:00"}]  # fmt: skip
-
-    def query(self, domain: str, constraints: dict, fuzzy: bool = False) -> list[dict]:
-        rows = self.rows if domain == "train" else []
-        if "leave" in constraints:  # the correct direction, as todrl's database does it
-            rows = [r for r in rows if r["leave"] >= constraints["leave"]]
-        return rows
-
-
-def test_legacy_train_filter_direction() -> None:
-    correct = LegacyEvaluator([], _Trains())
-    inverted = LegacyEvaluator([], _Trains(), inverted_train_times=True)
-    assert correct.venues("train", {"leave": "11:00"}) == {"tr2", "tr3"}
-    assert inverted.venues("train", {"leave": "11:00"}) == {"tr1"}
-    assert inverted.venues("train", {"arrive": "12:30"}) == {"tr2", "tr3"}
-
-
-def test_legacy_skips_first_turn_and_uses_gold_or_generated_states() -> None:
-    goal = {"train": Goal({"leave": "11:00"}, ["id"])}
-    state = {"train": {"leave": "11:00"}}
-    dialogue = Dialogue("t", goal, [turn(state, "train"), turn(state, "train"), turn(state, "train")])
-    evaluator = LegacyEvaluator([dialogue], _Trains())
-    offered_late = {"t": [PredictedTurn("[value_id] ."), PredictedTurn("ok ."), PredictedTurn("[value_id] leaves .")]}
-    assert evaluator.evaluate(offered_late).success == 100.0
-    offered_first = {"t": [PredictedTurn("[value_id] ."), PredictedTurn("ok ."), PredictedTurn("bye .")]}
-    assert evaluator.evaluate(offered_first).inform == 0.0  # turn 0 is never looked at
-    wrong_state = {"t": [PredictedTurn(t.response, {"train": {"leave": "23:00"}}) for t in offered_late["t"]]}
-    assert evaluator.evaluate(wrong_state, db_state="gold").inform == 100.0
-    assert evaluator.evaluate(wrong_state, db_state="generated").inform == 0.0

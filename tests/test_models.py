@@ -45,12 +45,16 @@ def test_interrupted_write_keeps_the_previous_checkpoint(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["last"]
 
 
+MISSING_HUB_MODEL = "todrl-tests/no-such-model-4f2c9e"
+"""A hub name that exists nowhere, so no cache a user's own runs filled can answer for it."""
+
+
 def test_unknown_model_names_fail_with_a_clear_message(monkeypatch, tmp_path):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # fail at once instead of retrying
-    with pytest.raises(ModelLoadError, match="google/flan-t5-base.*local path"):
-        load_policy("google/flan-t5-base")
+    with pytest.raises(ModelLoadError, match=f"{MISSING_HUB_MODEL}.*local path"):
+        load_policy(MISSING_HUB_MODEL)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match="not a loadable model directory"):
         load_policy(tmp_path / "empty")

@@ -230,14 +230,14 @@ def test_error_truncated_json(tmp_path):
     content = (SAMPLE_PATH / "data.json").read_text()
     (tmp_path / "data.json").write_text(content[: len(content) // 2])
     (tmp_path / "valListFile.txt").write_text("SNG0073.json\n")
-    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'data.json'}: invalid JSON at line 1, column")):
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'data.json'}: not valid JSON at line 1, column")):
         load_multiwoz(tmp_path, "val")
 
 
 def test_error_truncated_json_in_zip(tmp_path):
     with zipfile.ZipFile(tmp_path / "val.json.zip", "w") as out:
         out.writestr("val.json", '{"SNG0073": {"goal": {}, "log": [')
-    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'val.json.zip'}:val.json: invalid JSON")):
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'val.json.zip'}:val.json: not valid JSON")):
         load_multiwoz(tmp_path, "val")
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 from conftest import require_data
 
-from rewards import Gold, INFORMING_ACTS, build_target, parse_target, response_slots, token_rewards, tod_reward
+from rewards import INFORMING_ACTS, Gold, RewardConfig, build_target, parse_target, response_slots, token_rewards, tod_reward
 from rewards.spans import DEFAULT_SLOTS
 
 
@@ -68,5 +68,5 @@ def test_delta_rewards_of_gold_targets_sum_to_their_reward(corpora):
         target = build_target(turn.belief_state, turn.dialogue_act, turn.system_delex, with_act)
         words = target.split(" ")
         tokens = [words[0], *(f"\u2581{word}" for word in words[1:])]
-        deltas = token_rewards(tokens, turn, "delta", symmetric=True)
-        assert math.isclose(sum(deltas), tod_reward(target, turn, symmetric=True), abs_tol=1e-9)
+        deltas = token_rewards(tokens, turn, "delta", config=RewardConfig(symmetric=True))
+        assert math.isclose(sum(deltas), tod_reward(target, turn, RewardConfig(symmetric=True)), abs_tol=1e-9)

@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rewards import Gold, build_target, parse_target, token_rewards, tod_reward
+from rewards import Gold, RewardConfig, build_target, parse_target, token_rewards, tod_reward
 from rewards.core import REQUEST_SPANS, REWARDS
 from rewards.score import sequence_rewards
 from rewards.spans import DEFAULT_SLOTS, SPAN_TOKENS, SpanParser, Target
@@ -32,7 +32,7 @@ assert not SLOT_NAMES & set(VALUE_WORDS)
 adversarial_text = st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join)
 any_text = st.one_of(st.text(max_size=80), adversarial_text)
 configs = st.fixed_dictionaries(
-    {"reward": st.sampled_from(REWARDS), "alpha": st.floats(0, 5), "beta": st.floats(0, 5), "symmetric": st.booleans(),
+    {"type": st.sampled_from([r for r in REWARDS if r != "none"]), "alpha": st.floats(0, 5), "beta": st.floats(0, 5), "symmetric": st.booleans(),
      "request_spans": st.sampled_from(REQUEST_SPANS), "request_weight": st.floats(0, 10)}
 )
 
@@ -124,17 +124,17 @@ def test_never_raises_and_every_reward_lies_in_the_unit_interval(text, turn, con
     gold, _, _ = turn
     parse_target(text)
     tokens = split(text, data.draw(st.lists(st.integers(0, len(text)), max_size=10)))
-    for reward in token_rewards(tokens, gold, "cumulative", **config):
+    for reward in token_rewards(tokens, gold, "cumulative", config=RewardConfig(**config)):
         assert 0.0 <= reward <= 1.0
-    assert 0.0 <= sequence_rewards([text], [gold], **config)[0] <= 1.0
+    assert 0.0 <= sequence_rewards([text], [gold], RewardConfig(**config))[0] <= 1.0
 
 
 @settings(max_examples=200, deadline=None)
 @given(config=configs, data=st.data())
 def test_the_gold_target_scores_one_and_an_empty_generation_zero(config, data):
     gold, target, _ = data.draw(gold_turns(answered_in_both=config["request_spans"] != "either"))
-    assert sequence_rewards([target, ""], [gold, gold], **config) == [1.0, 0.0]
-    assert token_rewards([], gold, "delta", **config) == []
+    assert sequence_rewards([target, ""], [gold, gold], RewardConfig(**config)) == [1.0, 0.0]
+    assert token_rewards([], gold, "delta", config=RewardConfig(**config)) == []
 
 
 @settings(max_examples=300, deadline=None)
@@ -142,9 +142,9 @@ def test_the_gold_target_scores_one_and_an_empty_generation_zero(config, data):
 def test_delta_rewards_sum_to_the_reward_of_the_whole_generation(text, turn, config, data):
     gold, _, _ = turn
     tokens = split(text, data.draw(st.lists(st.integers(0, len(text)), max_size=20)))
-    deltas = token_rewards(tokens, gold, "delta", **config)
+    deltas = token_rewards(tokens, gold, "delta", config=RewardConfig(**config))
     assert len(deltas) == len(tokens)
-    assert math.isclose(sum(deltas), sequence_rewards([text], [gold], **config)[0], abs_tol=1e-9)
+    assert math.isclose(sum(deltas), sequence_rewards([text], [gold], RewardConfig(**config))[0], abs_tol=1e-9)
 
 
 @settings(max_examples=200, deadline=None)
@@ -152,7 +152,7 @@ def test_delta_rewards_sum_to_the_reward_of_the_whole_generation(text, turn, con
 def test_cumulative_reward_along_the_gold_target_never_decreases(config, data):
     gold, target, _ = data.draw(gold_turns(answered_in_both=config["request_spans"] != "either"))
     tokens = split(target, data.draw(st.lists(st.integers(0, len(target)), max_size=30)))
-    curve = token_rewards(tokens, gold, "cumulative", **config)
+    curve = token_rewards(tokens, gold, "cumulative", config=RewardConfig(**config))
     assert all(before <= after for before, after in zip(curve, curve[1:]))
     assert curve[-1] == 1.0
 
@@ -162,7 +162,7 @@ def test_cumulative_reward_along_the_gold_target_never_decreases(config, data):
 def test_gold_curve_rises_once_per_pair_and_plateaus_while_a_value_is_written(turn):
     gold, target, state = turn
     tokens = word_tokens(target)
-    curve = token_rewards(tokens, gold, "cumulative", reward="understanding")
+    curve = token_rewards(tokens, gold, "cumulative", config=RewardConfig(type="understanding"))
     words = [token.lstrip("\u2581") for token in tokens]
     end = words.index("<eos_b>")
     # Words that continue a value (not its first word) must leave the reward unchanged.
@@ -181,4 +181,4 @@ def test_gold_curve_rises_once_per_pair_and_plateaus_while_a_value_is_written(tu
     pairs = sum(len(slots) for slots in state.values())
     assert len([i for i in rises if i <= end]) == max(pairs, 1)
     assert curve[end] == 1.0
-    assert tod_reward(target, gold, alpha=0.5, beta=2.0) == 1.0
+    assert tod_reward(target, gold, RewardConfig(alpha=0.5, beta=2.0)) == 1.0

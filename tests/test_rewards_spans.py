@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import random
 
+from rewards import Gold, generation_reward
 from rewards.lexer import units
 from rewards.spans import (
     EOS_B,
     MULTIWOZ_SLOTS,
+    NO_DOMAIN,
     SOS_B,
     SPAN_TOKENS,
     SpanParser,
     Target,
+    Vocabulary,
     build_target,
     format_belief_state,
     format_dialogue_act,
@@ -75,7 +78,7 @@ def test_unknown_domain_uses_the_union_of_slots_and_callers_can_pass_their_own()
     assert parse_belief_state("[flights] destination paris day monday") == {
         "flights": {"destination": "paris", "day": "monday"}
     }
-    assert parse_belief_state("[flights] to paris seat 4a", slots={"flights": ["to", "seat"]}) == {
+    assert parse_belief_state("[flights] to paris seat 4a", {"flights": ["to", "seat"]}) == {
         "flights": {"to": "paris", "seat": "4a"}
     }
 
@@ -89,10 +92,19 @@ def test_dialogue_act_brackets_are_domains_when_known_and_acts_otherwise():
     assert parse_dialogue_act("[mystery] [tell] a b") == {"mystery": {"tell": ["a", "b"]}}
     sgd = "[restaurants_1] [inform] city [hotels_2] [offer] rating"
     assert parse_dialogue_act(sgd) == {"restaurants_1": {"inform": ["city"], "hotels_2": [], "offer": ["rating"]}}
-    assert parse_dialogue_act(sgd, domains={"restaurants_1", "hotels_2"}) == {
+    assert parse_dialogue_act(sgd, Vocabulary(domains={"restaurants_1", "hotels_2"})) == {
         "restaurants_1": {"inform": ["city"]},
         "hotels_2": {"offer": ["rating"]},
     }
+
+
+def test_a_known_act_is_an_act_even_before_any_domain_bracket():
+    text = "<sos_a> [inform] phone postcode [general] [reqmore] <eos_a>"
+    act = parse_target(text).dialogue_act
+    assert act == {NO_DOMAIN: {"inform": ["phone", "postcode"]}, "general": {"reqmore": []}}
+    assert format_dialogue_act(act) == "[inform] phone postcode [general] [reqmore]"
+    # The informed slots answer the request (Rg), as they do under a domain bracket.
+    assert generation_reward(text + " <sos_r> <eos_r>", Gold({}, ["phone", "postcode"])) == 1.0
 
 
 def test_response_slots_reads_placeholders_even_when_glued_to_punctuation():

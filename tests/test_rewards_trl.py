@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rewards import TODRewardFunction
+from rewards import RewardConfig, TODRewardFunction
 from rewards.spans import SPAN_TOKENS
 
 STATE = json.dumps({"taxi": {"leave": "17:15"}})
@@ -66,7 +66,7 @@ def test_grpo_reward_computation_scores_gold_partial_and_conversational_completi
 
 
 def test_adapter_names_itself_and_reports_missing_or_misaligned_columns():
-    reward = TODRewardFunction("generation", beta=2.0)
+    reward = TODRewardFunction(RewardConfig(type="generation", beta=2.0))
     assert reward.__name__ == "generation_reward"
     with pytest.raises(ValueError, match="no column 'requested_slots'.*'belief_state'"):
         reward(prompts=["p"], completions=["c"], belief_state=[STATE], trainer_state=None)
@@ -89,12 +89,14 @@ def test_adapter_takes_dict_columns_and_custom_names():
     assert scores == [1.0, 0.0]
 
 
-def test_adapter_reads_offered_slots_from_their_column_when_named():
+def test_adapter_offers_the_configured_slots_that_each_gold_response_gives():
     text = "<sos_r> [value_phone] <eos_r>"
-    columns = {"belief_state": ["{}"], "requested_slots": [REQUESTS], "offers": ['["name"]']}
+    columns = {"belief_state": ["{}"], "requested_slots": [REQUESTS], "response": ["it is [value_name] ."]}
     assert TODRewardFunction("generation")(completions=[text], **columns) == [1.0]
-    offering = TODRewardFunction("generation", offers_column="offers")
+    offering = TODRewardFunction(RewardConfig(type="generation", offer_slots={"name", "id"}), response_column="response")
     assert offering(completions=[text], **columns) == [pytest.approx(0.5 * 2.718281828459045 ** -0.5)]
     assert offering(completions=["<sos_r> [value_name] , [value_phone] <eos_r>"], **columns) == [1.0]
-    with pytest.raises(ValueError, match="no column 'offers'"):
+    with pytest.raises(ValueError, match="no column 'response'"):
         offering(completions=[text], belief_state=["{}"], requested_slots=[REQUESTS])
+    with pytest.raises(ValueError, match="offer_slots needs response_column"):
+        TODRewardFunction(RewardConfig(offer_slots={"name"}))

@@ -14,7 +14,7 @@ from todrl.config import parse_config
 from todrl.models import build_tiny, load_policy
 from todrl.rl.build import assemble, build_policy, episode_indices, sft_checkpoint, weight_bytes
 from todrl.rl.rollout import score
-from todrl.rl.trainer import RLConfig
+from todrl.rl.config import RLConfig
 
 TEXTS = ["i need a cheap hotel in the east", "the phone number is [value_phone] .", "book a taxi at 17:15"] * 10
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
-from rewards import Gold, tod_reward
+from rewards import Gold, RewardConfig, reward_parts, tod_reward
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -12,11 +14,13 @@ from todrl.models import build_tiny
 from todrl.rl.ppo import token_log_probs
 from todrl.rl.rollout import StepDecoder, sample, score, top_k_filter
 from todrl.format import Example
-from todrl.rl.task_reward import gold_of, response_pieces, task_rewards
+from todrl.data import span_vocabulary
+from todrl.rl.task_reward import check_gold_states, gold_of, response_pieces, task_rewards
 
 MARKERS = ["<sos_b>", "<eos_b>", "<sos_a>", "<eos_a>", "<sos_r>", "<eos_r>", "[hotel]", "[taxi]", "[inform]", "[value_phone]"]
 TARGET = ("<sos_b> [hotel] area east stars 4 [taxi] leave 17:15 <eos_b> <sos_a> [hotel] [inform] phone <eos_a> "
           "<sos_r> the phone is [value_phone] . <eos_r>")
+VOCABULARY = span_vocabulary("multiwoz21")
 GOLD = Gold({"hotel": {"area": "east", "stars": "4"}, "taxi": {"leave": "17:15"}}, {"hotel": ["phone"]})
 TEXTS = [TARGET, "i need a hotel in the east with 4 stars", "book a taxi to leave at 17:15 please", "what is the phone ?"] * 10
 SOURCES = ["i need a hotel in the east", "a taxi please at 17:15 with 4 stars"]
@@ -106,8 +110,10 @@ def test_task_rewards_land_on_the_tokens_that_earn_them(kind):
     ids = tokenizer(TARGET, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
     response = torch.tensor([ids + [tokenizer.pad_token_id] * 3])
     mask = torch.tensor([[1] * len(ids) + [0] * 3])
-    cumulative, final = task_rewards(tokenizer, response, mask, [GOLD], "tod", "cumulative")
-    delta, final_delta = task_rewards(tokenizer, response, mask, [GOLD], "tod", "delta")
+    earned = task_rewards(tokenizer, response, mask, [GOLD], RewardConfig(), "cumulative", VOCABULARY)
+    cumulative, final = earned.per_token, earned.final
+    delta_earned = task_rewards(tokenizer, response, mask, [GOLD], RewardConfig(), "delta", VOCABULARY)
+    delta, final_delta = delta_earned.per_token, delta_earned.final
     tokens = tokenizer.convert_ids_to_tokens(ids)
     eos_b, eos_a = tokens.index("<eos_b>"), tokens.index("<eos_a>")
     # <eos_b> closes the last belief pair: the three gold pairs are found, the requested phone not yet
@@ -120,18 +126,18 @@ def test_task_rewards_land_on_the_tokens_that_earn_them(kind):
     assert cumulative[0, len(ids):].eq(0).all() and delta[0, len(ids):].eq(0).all()
     assert delta.sum().item() == pytest.approx(1.0) and final.item() == pytest.approx(1.0) == final_delta.item()
     assert response_pieces(tokenizer, response, mask)[0][-1] == ""
+    # Ru and Rg are logged beside the trained reward: here every pair and the requested phone are found.
+    assert {name: part.item() for name, part in earned.parts.items()} == pytest.approx(
+        {"understanding": 1.0, "generation": 1.0, "tod": 1.0})
 
 
-def test_reward_none_is_zero_and_bad_names_are_rejected():
+def test_reward_none_is_zero_but_its_parts_are_still_measured():
     tokenizer = build_tiny("tiny", TEXTS, MARKERS, vocab_size=120)[1]
     response = torch.tensor([tokenizer(TARGET, add_special_tokens=False).input_ids])
     mask = torch.ones_like(response)
-    rewards, final = task_rewards(tokenizer, response, mask, [GOLD], "none", "delta")
-    assert rewards.abs().sum().item() == 0.0 and final.item() == 0.0
-    with pytest.raises(ValueError, match="reward must be one of"):
-        task_rewards(tokenizer, response, mask, [GOLD], "bleu", "delta")
-    with pytest.raises(ValueError, match="mode"):
-        task_rewards(tokenizer, response, mask, [GOLD], "tod", "sparse")
+    earned = task_rewards(tokenizer, response, mask, [GOLD], RewardConfig(type="none"), "delta", VOCABULARY)
+    assert earned.per_token.abs().sum().item() == 0.0 and earned.final.item() == 0.0
+    assert earned.parts["tod"].item() == pytest.approx(1.0)
 
 
 def test_symmetric_penalty_charges_extra_slots():
@@ -139,16 +145,42 @@ def test_symmetric_penalty_charges_extra_slots():
     padded = TARGET.replace("<eos_b>", "[taxi] destination the hotel <eos_b>", 1)
     response = torch.tensor([tokenizer(padded, add_special_tokens=False).input_ids])
     mask = torch.ones_like(response)
-    printed = task_rewards(tokenizer, response, mask, [GOLD], "tod", "delta")[1].item()
-    symmetric = task_rewards(tokenizer, response, mask, [GOLD], "tod", "delta", symmetric=True)[1].item()
+    printed = task_rewards(tokenizer, response, mask, [GOLD], RewardConfig(), "delta", VOCABULARY).final.item()
+    symmetric = task_rewards(tokenizer, response, mask, [GOLD], RewardConfig(symmetric=True), "delta",
+                             VOCABULARY).final.item()
     assert printed == pytest.approx(1.0) and symmetric < 1.0
 
 
 def test_offer_slots_become_offered_only_where_the_gold_response_gives_them():
     target = "<sos_b> [hotel] area east <eos_b> <sos_r> how about [value_name] ? its phone is [value_phone] . <eos_r>"
     example = Example("SNG01", 3, "i need a hotel in the east", target, {"hotel": {"area": "east"}}, {"hotel": ["phone"]})
-    assert gold_of(example).expected == {"phone"}
-    offering = gold_of(example, ["name", "id", "reference"])
+    assert gold_of(example, RewardConfig()).expected == {"phone"}
+    offering = gold_of(example, RewardConfig(offer_slots=["name", "id", "reference"]))
     assert offering.offered == {"name"} and offering.expected == {"name", "phone"}
     assert tod_reward(target, offering) == 1.0
-    assert tod_reward(target.replace("[value_name]", "it"), offering) < tod_reward(target.replace("[value_name]", "it"), gold_of(example))
+    assert tod_reward(target.replace("[value_name]", "it"), offering) < tod_reward(target.replace("[value_name]", "it"), gold_of(example, RewardConfig()))
+
+
+def test_a_vocabulary_that_cannot_read_the_gold_states_stops_the_run():
+    target = "<sos_b> [restaurants_2] location san jose restaurant_name sushi <eos_b> <sos_r> ok <eos_r>"
+    state = {"restaurants_2": {"location": "san jose", "restaurant_name": "sushi"}}
+    example = Example("1_00000", 0, "sushi in san jose", target, state, {})
+    with pytest.raises(ValueError, match="reads 0 of the 2 belief pairs"):
+        check_gold_states([example], VOCABULARY, "sgd split 'train'")
+
+
+def test_sgd_gold_targets_earn_the_understanding_reward_with_the_readers_vocabulary():
+    from conftest import require_data
+
+    from todrl.data.sgd import iter_sgd
+    from todrl.format import build_examples
+
+    path = require_data("sgd")
+    examples = [e for e in build_examples(list(itertools.islice(iter_sgd(path, "dev"), 5))) if e.belief_state]
+    vocabulary = span_vocabulary("sgd", path)
+    check_gold_states(examples, vocabulary, "sgd dev")
+    with pytest.raises(ValueError, match="span grammar reads"):
+        check_gold_states(examples, VOCABULARY, "sgd dev")
+    config = RewardConfig(type="understanding")
+    assert all(reward_parts(e.target, gold_of(e, config), config, vocabulary)["understanding"] == 1.0 for e in examples)
+    assert sum(reward_parts(e.target, gold_of(e, config), config)["understanding"] for e in examples) < len(examples) / 2

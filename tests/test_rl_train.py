@@ -15,14 +15,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from rewards import RewardConfig
+
 import todrl.rl.trainer as trainer
 from todrl.adapters import AdapterConfig
 from todrl.batching import Collator, tokenize_examples
+from todrl.data import span_vocabulary
 from todrl.data.splits import train_dev
 from todrl.format import build_examples, format_tokens
 from todrl.models import build_tiny, load_policy
 from todrl.rl.__main__ import main
-from todrl.rl.trainer import RLConfig, train
+from todrl.rl.config import RLConfig
+from todrl.rl.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,7 +97,7 @@ def test_short_run_raises_task_reward_on_fixed_contexts(sft_policy, tmp_path):
     tensors = trained_tensors(out / "last")
     assert tensors and all(t.abs().sum() > 0 for n, t in tensors.items() if "lora_B" in n or "value_head" in n)
     policy, _ = load_policy(out / "last")
-    assert policy.peft_config["default"].base_model_name_or_path == str((out / "base").resolve())
+    assert policy.peft_config["default"].base_model_name_or_path == "../base"  # the run's base/, seen from last/
     assert summary["iterations"] == 12 and summary["time_split"]["generation"] > 0
     for name in ("objective/kl", "objective/kl_coef", "ppo/pg_loss", "ppo/v_loss", "ppo/entropy", "ppo/clipfrac"):
         assert name in metrics(out)[-1]
@@ -182,14 +186,15 @@ def test_inform_failures_of_the_gold_targets():
 
     script = load_script("inform_failures")
     _, dialogues = train_dev("multiwoz21", None, "train", "val")
-    evaluation = DevEvaluation(dialogues[:20], "multiwoz21", None, "tod", {}, 64, 16, 8)
+    evaluation = DevEvaluation(dialogues[:20], "multiwoz21", None, "val", RewardConfig(), span_vocabulary("multiwoz21"),
+                               64, 16, 8)
     texts = [e.target for e in evaluation.examples]
     gold_offers, offered, other_turns, offered_elsewhere = script.offer_rates(evaluation, texts)
     assert gold_offers == offered > 0 and other_turns > 0 and offered_elsewhere == 0
-    counts = script.failures(evaluation, read_predictions(evaluation.dialogues, texts, "multiwoz21"))
+    counts = script.failures(evaluation, read_predictions(evaluation.dialogues, texts, evaluation.vocabulary))
     assert counts["informed"] > counts["offered, wrong venues"] + counts["never offered"]
     silent = [text.split("<sos_r>")[0] + "<sos_r> <eos_r>" for text in texts]
-    assert script.failures(evaluation, read_predictions(evaluation.dialogues, silent, "multiwoz21"))["informed"] < counts["informed"]
+    assert script.failures(evaluation, read_predictions(evaluation.dialogues, silent, evaluation.vocabulary))["informed"] < counts["informed"]
 
 
 def stop_after(monkeypatch, updates: int) -> None:
@@ -286,7 +291,7 @@ def test_settings_that_cannot_work_are_rejected():
     with pytest.raises(ValueError, match="sft_coef"):
         RLConfig(sft_coef=-1.0)
     with pytest.raises(ValueError, match="request_spans"):
-        RLConfig(request_spans="act")
+        RLConfig(reward=RewardConfig(request_spans="act"))
 
 
 @pytest.mark.slow

@@ -58,10 +58,11 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_lora_run_saves_an_adapter_that_peft_loads(tmp_path):
-    from peft import AutoPeftModelForSeq2SeqLM
+    from peft import PeftModel
 
     train(SFTConfig(output_dir=str(tmp_path), max_steps=3, adapter=AdapterConfig(type="lora"), **QUICK))
-    model = AutoPeftModelForSeq2SeqLM.from_pretrained(tmp_path / "best")
+    assert json.loads((tmp_path / "best" / "adapter_config.json").read_text())["base_model_name_or_path"] == "../base"
+    model = PeftModel.from_pretrained(AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "base"), tmp_path / "best")
     assert any("lora_A" in name for name, _ in model.named_parameters())
 
 
@@ -75,17 +76,19 @@ def test_low_resource_multiwoz_config_trains_on_val(tmp_path):
 def test_hub_models_fail_only_for_want_of_the_hub(tmp_path, monkeypatch, capsys):
     import huggingface_hub.constants
 
+    from test_models import MISSING_HUB_MODEL
+
     from todrl.sft import main
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(SystemExit) as exit_info:
-        main(["--model", "google/flan-t5-base", "--output-dir", str(tmp_path), "--max-steps", "1"])
-    assert "google/flan-t5-base" in str(exit_info.value) and "hub" in str(exit_info.value)
+        main(["--model", MISSING_HUB_MODEL, "--output-dir", str(tmp_path), "--max-steps", "1"])
+    assert MISSING_HUB_MODEL in str(exit_info.value) and "hub" in str(exit_info.value)
 
 
 def test_rl_selects_on_the_dialogues_its_sft_start_held_out():
     from todrl.rl.build import contexts
-    from todrl.rl.trainer import RLConfig
+    from todrl.rl.config import RLConfig
 
     data = dict(train_split="val", dev_split="val", dev_dialogues=3)
     _, sft_dev = SFTConfig(**data, seed=42).load_train_dev()

@@ -11,7 +11,7 @@ import pytest
 from conftest import require_data
 
 from todrl.data.errors import DataError
-from todrl.data.sgd import SgdTurn, count_sgd_services, iter_sgd, load_sgd, load_sgd_schema
+from todrl.data.sgd import count_sgd_services, iter_sgd, load_sgd, load_sgd_schema
 
 PLACEHOLDER = re.compile(r"\[value_(\w+)\]")
 SGD_ACTS = set(
@@ -59,7 +59,6 @@ def test_first_dialogue_by_hand(dev):
     # Slots keep the order they were first mentioned in; all equivalent values are kept, the first one in the state.
     order = ["number_of_seats", "time", "location", "restaurant_name", "date"]
     assert list(third.belief_state["restaurants_2"]) == order
-    assert isinstance(third, SgdTurn)
     assert third.gold_values["restaurants_2"]["time"] == ["11:30", "half past 11 in the morning"]
     assert third.belief_state["restaurants_2"]["time"] == "11:30"
     goal = dialogue.goal["restaurants_2"]
@@ -205,7 +204,7 @@ def test_reading_is_lazy_and_names_the_broken_file(tmp_path):
     (folder / "dialogues_002.json").write_text(text[: len(text) // 2])
     dialogues = iter_sgd(folder, "val")
     assert next(dialogues).id == "9_00001"
-    with pytest.raises(DataError, match=r"dialogues_002\.json: not valid JSON"):
+    with pytest.raises(DataError, match=r"dialogues_002\.json: .*JSON"):
         next(dialogues)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 from peft import AdaLoraConfig, LoraConfig, PeftModel, TaskType, get_peft_model
@@ -19,8 +20,10 @@ from transformers.pytorch_utils import Conv1D
 
 from todrl.sucg import SUCGRankAllocator
 
-ADAPTER_TYPES = ("full", "lora", "adalora", "sucg")
-SUCG_SCHEDULES = ("allocation", "step")
+AdapterType = Literal["full", "lora", "adalora", "sucg"]
+SucgSchedule = Literal["allocation", "step"]
+ADAPTER_TYPES: tuple[str, ...] = get_args(AdapterType)
+SUCG_SCHEDULES: tuple[str, ...] = get_args(SucgSchedule)
 
 _LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 _DEFAULT_TARGETS: dict[str, list[str]] = {
@@ -41,12 +44,14 @@ class AdapterConfig:
     runs of any length; whole numbers from 1 up are steps.
     """
 
-    type: str = "lora"
+    type: AdapterType = "lora"
     """full | lora | adalora | sucg (AdaLoRA with SUCG importance)."""
     r: int = 8
     """LoRA rank (lora only; AdaLoRA starts at init_r)."""
     lora_alpha: int = 16
+    """Scale of the low-rank update: lora_alpha / rank."""
     lora_dropout: float = 0.05
+    """Dropout on the adapter's input."""
     target_modules: list[str] | None = None
     """Linear layers to adapt; None picks the attention and FFN projections of the model type."""
     init_r: int = 12
@@ -64,9 +69,10 @@ class AdapterConfig:
     beta2: float = 0.85
     """EMA of the uncertainty (Eq. 7)."""
     orth_reg_weight: float = 0.5
+    """Weight of AdaLoRA's orthogonality regularizer of the P and Q factors."""
     sucg_repeats: int = 5
     """Random coalitions per SUCG score (seed 000 uses 5)."""
-    sucg_every: str = "allocation"
+    sucg_every: SucgSchedule = "allocation"
     """allocation: SUCG scores only the steps that allocate ranks (1 + repeats/delta_t passes per step in
     the budget phase); step: every step until the final allocation (1 + repeats passes per step)."""
     sucg_seed: int = 0

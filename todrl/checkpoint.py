@@ -17,6 +17,8 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
+from peft import PeftModel
+from transformers.utils import logging as hf_logging
 
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -68,12 +70,21 @@ def save_checkpoint(target: Path, model, tokenizer, state: dict[str, Any], train
     resume exactly (optimizer, scheduler, RNG), kept out of the model files so
     that transformers and PEFT load the directory as an ordinary checkpoint.
     """
-    with atomic_directory(target) as scratch:
-        model.save_pretrained(scratch)
-        tokenizer.save_pretrained(scratch)
-        (scratch / STATE_FILE).write_text(json.dumps(state, indent=2, default=str))
-        if training is not None:
-            torch.save(training, scratch / OPTIMIZER_FILE)
+    # Only the trainable adapter of a PEFT model (never NLPO's mask snapshot); transformers' own "Writing model
+    # shards" bar would interleave with the training loop's, so it is off while saving.
+    adapters = {"selected_adapters": [model.active_adapter]} if isinstance(model, PeftModel) else {}
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with atomic_directory(target) as scratch:
+            model.save_pretrained(scratch, **adapters)
+            tokenizer.save_pretrained(scratch)
+            (scratch / STATE_FILE).write_text(json.dumps(state, indent=2, default=str))
+            if training is not None:
+                torch.save(training, scratch / OPTIMIZER_FILE)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 def load_state(directory: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 from rewards.spans import EOS_B, SOS_B, SPAN_TOKENS, build_target, format_belief_state, format_dialogue_act, parse_target
 
-from todrl.data.records import BeliefState, Dialogue
+from todrl.data.records import BeliefState, Dialogue, Turn
 
-__all__ = ["Example", "build_examples", "clean_generation", "format_tokens", "parse_target", "uses_acts"]
+__all__ = ["Example", "build_examples", "clean_generation", "format_tokens", "parse_target", "turn_source", "uses_acts"]
 
 PREFIXES = {
     "e2e": "translate dialogue to belief state, dialogue action, and system response",
@@ -52,17 +52,26 @@ def build_examples(dialogues: Sequence[Dialogue], task: str = "e2e", with_act: b
         with_act = task == "e2e" and uses_acts(dialogues)
     examples = []
     for dialogue in dialogues:
-        previous: list[str] = ["", "", ""] + ([""] if with_act else [])
         for index, turn in enumerate(dialogue.turns):
-            source = " : ".join([PREFIXES[task], *previous, turn.user])
+            source = turn_source(turn.user, dialogue.turns[index - 1] if index else None, with_act, task)
             if task == "dst":
                 target = " ".join(filter(None, [SOS_B, format_belief_state(turn.belief_state), EOS_B]))
             else:
                 target = build_target(turn.belief_state, turn.dialogue_act, turn.system_delex, with_act=with_act)
             examples.append(Example(dialogue.id, index, source, target, turn.belief_state, turn.requested_slots))
-            acts = [format_dialogue_act(turn.dialogue_act)] if with_act else []
-            previous = [turn.user, format_belief_state(turn.belief_state), *acts, turn.system_delex]
     return examples
+
+
+def turn_source(user: str, previous: Turn | None, with_act: bool, task: str = "e2e") -> str:
+    """The model input of one turn: the previous turn's words, state, act and delexicalized reply, then `user`.
+
+    Training and serving both build sources here, so a served policy reads exactly what it learned from.
+    """
+    context = ["", "", ""] + ([""] if with_act else [])
+    if previous is not None:
+        acts = [format_dialogue_act(previous.dialogue_act)] if with_act else []
+        context = [previous.user, format_belief_state(previous.belief_state), *acts, previous.system_delex]
+    return " : ".join([PREFIXES[task], *context, user])
 
 
 def format_tokens(texts: Iterable[str]) -> list[str]:

@@ -8,6 +8,8 @@ as *normal* tokens: special tokens would be deleted by
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -131,6 +133,37 @@ def _hub_hint(name: str, err: Exception) -> ModelLoadError:
     )
 
 
+# Saving an adapter, PEFT looks for config.json at the base's name, from the working directory, to see whether the
+# vocabulary grew. A name relative to the checkpoint is not found there; todrl saves the base with its grown
+# vocabulary, so PEFT's conclusion (not grown) is right and its warning noise.
+warnings.filterwarnings("ignore", message=r"Could not find a config file in \.", category=UserWarning)
+
+
+def link_base(model: PreTrainedModel, base: Path, checkpoint: Path) -> None:
+    """Name `base` in the adapter's config relative to `checkpoint`, where the adapter will be saved (`../base`).
+
+    An absolute path would break as soon as the run directory is moved or shared.
+    """
+    relative = os.path.relpath(base, checkpoint)
+    for peft_config in getattr(model, "peft_config", {}).values():
+        peft_config.base_model_name_or_path = relative if relative.startswith(".") else f"./{relative}"
+
+
+def adapter_base(checkpoint: Path) -> str:
+    """The base model an adapter checkpoint names: a name starting with "." is a path relative to the checkpoint."""
+    config_file = checkpoint / "adapter_config.json"
+    name = json.loads(config_file.read_text()).get("base_model_name_or_path")
+    if not name:
+        raise ModelLoadError(f"{config_file}: names no base model (base_model_name_or_path is empty)")
+    if not name.startswith("."):
+        return name
+    base = checkpoint / name
+    if not (base / "config.json").is_file():
+        raise ModelLoadError(f"{config_file}: its base {name!r} is not at {base}; move the run directory as a whole, or "
+                             "make a self-contained copy with `python -m todrl.export`")
+    return str(base)
+
+
 def load_policy(name_or_path: str | Path, format_tokens: Iterable[str] = (), **model_kwargs):
     """Load a policy and its tokenizer from a hub name, a checkpoint, or a PEFT adapter directory.
 
@@ -143,8 +176,7 @@ def load_policy(name_or_path: str | Path, format_tokens: Iterable[str] = (), **m
         if (path / "adapter_config.json").is_file():
             from peft import PeftModel
 
-            base_name = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
-            base, _ = load_policy(base_name, **model_kwargs)
+            base, _ = load_policy(adapter_base(path), **model_kwargs)
             tokenizer = AutoTokenizer.from_pretrained(path)
             model = PeftModel.from_pretrained(base, path)
         else:

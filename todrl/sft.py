@@ -3,7 +3,8 @@
 With no arguments it trains the tiny T5 preset on the MultiWOZ 2.1 sample that
 ships with todrl, in a couple of minutes on a CPU. Checkpoints are plain
 `save_pretrained` directories (`best/`, `last/`) that transformers or PEFT
-load without todrl; `--resume` continues from `last/`.
+load without todrl (an adapter names its base `../base`, so the run directory
+moves as a whole); `--resume` continues from `last/`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 from accelerate import Accelerator
@@ -24,11 +26,11 @@ from transformers import get_linear_schedule_with_warmup
 from todrl.adapters import AdapterConfig, after_optimizer_step, apply_adapter
 from todrl.batching import Collator, tokenize_examples
 from todrl.checkpoint import load_state, rng_state, save_checkpoint, set_rng_state
-from todrl.config import parse_config, save_config
+from todrl.config import check_choices, parse_config, save_config
 from todrl.data.splits import DataConfig
 from todrl.format import Example, build_examples, format_tokens
 from todrl.generation import generate_texts
-from todrl.models import TINY_PRESETS, ModelLoadError, build_tiny, is_seq2seq, load_policy
+from todrl.models import TINY_PRESETS, ModelLoadError, build_tiny, is_seq2seq, link_base, load_policy
 from todrl.summary import Stopwatch
 
 
@@ -38,35 +40,45 @@ class SFTConfig(DataConfig):
 
     model: str = "tiny"
     """Hub name, local path, or a preset built offline: tiny (T5), tiny-llama, small (T5-small-sized)."""
-    task: str = "e2e"
+    task: Literal["e2e", "dst"] = "e2e"
     """e2e (BS, DA, SR) or dst (BS only)."""
     output_dir: str = "runs/sft/default"
+    """Run directory: config.yaml, TensorBoard logs, summary.json and the best/ and last/ checkpoints."""
     epochs: int = 15
+    """Passes over the training dialogues' turns."""
     max_steps: int = 0
     """Stop after this many optimizer steps (0 = run all epochs)."""
     batch_size: int = 16
+    """Turns per batch and process."""
     grad_accum: int = 1
+    """Batches accumulated into one optimizer step."""
     lr: float = 2e-3
+    """Peak AdamW learning rate: linear warm-up, then linear decay to 0."""
     weight_decay: float = 0.0
+    """AdamW's decoupled weight decay."""
     warmup_ratio: float = 0.05
+    """Share of the optimizer steps over which the learning rate warms up."""
     max_grad_norm: float = 1.0
+    """Gradients are clipped to this global norm."""
     max_source_length: int = 256
+    """Context tokens kept, cut from the left so the current user turn survives."""
     max_target_length: int = 160
+    """Target tokens learned (cut from the right), and the length cap of the dev samples printed at the end."""
     eval_every: int = 0
     """Evaluate the dev loss every N optimizer steps (0 = once per epoch)."""
     seed: int = 42
+    """Training seed: initialization (of a tiny preset or an adapter) and the order of the turns."""
     vocab_size: int = 2000
     """Tokenizer size of the tiny presets (trained on the training texts)."""
-    mixed_precision: str = "no"
-    """no | fp16 | bf16 (accelerate)."""
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    """Mixed-precision training through accelerate."""
     resume: bool = False
     """Continue from output_dir/last."""
     adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(type="full"))
     """Trainable parameters: full | lora | adalora | sucg, with their budget settings."""
 
     def __post_init__(self) -> None:
-        if self.task not in ("e2e", "dst"):
-            raise ValueError(f"task must be e2e or dst, got {self.task!r}")
+        check_choices(self)
         if self.batch_size < 1 or self.grad_accum < 1 or self.epochs < 1:
             raise ValueError("batch_size, grad_accum and epochs must be positive")
 
@@ -98,8 +110,7 @@ def policy_for_run(cfg: SFTConfig, examples: list[Example], out: Path, total_ste
         model, tokenizer = initial_policy(cfg, examples)
         save_checkpoint(base_dir, model, tokenizer, {"role": "base model of the adapter checkpoints"})
     model = apply_adapter(model, cfg.adapter, total_steps)
-    for peft_config in getattr(model, "peft_config", {}).values():
-        peft_config.base_model_name_or_path = str(base_dir.resolve())
+    link_base(model, base_dir, last)  # best/ sits beside last/ too
     if cfg.resume:
         from peft import load_peft_weights, set_peft_model_state_dict
 

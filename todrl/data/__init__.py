@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, get_args
+
+from rewards.spans import INCAR_SLOTS, MULTIWOZ_ACTS, MULTIWOZ_SLOTS, SGD_ACTS, Vocabulary
 
 from todrl.data.records import Dialogue, Goal, Turn
 
-__all__ = ["DATASETS", "SHARED_FOLDERS", "Dialogue", "Goal", "Turn", "default_data_dir", "load_dialogues"]
+__all__ = ["DATASETS", "SHARED_FOLDERS", "Dataset", "Dialogue", "Goal", "Turn", "default_data_dir", "dev_split_name", "load_dialogues",
+           "span_vocabulary"]
 
-DATASETS = ("multiwoz21", "incar", "sgd")
+Dataset = Literal["multiwoz21", "incar", "sgd"]
+DATASETS: tuple[str, ...] = get_args(Dataset)
 SHARED_FOLDERS = {"multiwoz21": "multiwoz21", "incar": "kvret", "sgd": "sgd"}
 """Folder of each corpus under the data root."""
+
+
+def dev_split_name(split: str) -> str:
+    """In-Car and SGD call their dev split "dev"; "val" and "validation" (MultiWOZ's and the hub's names) mean it."""
+    return {"val": "dev", "validation": "dev"}.get(split, split)
 
 
 def default_data_dir(dataset: str) -> Path:
@@ -38,3 +48,29 @@ def load_dialogues(dataset: str, data_dir: str | Path | None, split: str, servic
     from todrl.data.sgd import load_sgd
 
     return load_sgd(data_dir, split, services=services)
+
+
+def span_vocabulary(dataset: str, data_dir: str | Path | None = None) -> Vocabulary:
+    """The slots, domains and acts that a corpus's targets are written with: what its rewards read them by.
+
+    SGD's come from the schemas of every split found (test services are unseen in train).
+    """
+    if dataset == "multiwoz21":
+        return Vocabulary(MULTIWOZ_SLOTS, acts=MULTIWOZ_ACTS)
+    if dataset == "incar":
+        return Vocabulary(INCAR_SLOTS, acts=())
+    if dataset != "sgd":
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    from todrl.data.errors import DataError
+    from todrl.data.sgd import load_sgd_schema
+
+    root = Path(data_dir) if data_dir is not None else default_data_dir(dataset)
+    slots: dict[str, tuple[str, ...]] = {}
+    for split in ("train", "dev", "test"):
+        try:
+            slots.update((name, service.informable) for name, service in load_sgd_schema(root, split).items())
+        except DataError:
+            continue
+    if not slots:
+        raise DataError(root, "no SGD schema.json found for any split")
+    return Vocabulary(slots, acts=SGD_ACTS)

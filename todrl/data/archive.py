@@ -6,6 +6,7 @@ Every failure (a damaged archive, a truncated member, broken JSON) becomes a
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 import zlib
@@ -15,21 +16,25 @@ from typing import Any
 from todrl.data.errors import DataError
 
 
-def open_zip(path: Path) -> zipfile.ZipFile:
+def open_zip(file: Path | io.BytesIO, where: str | Path | None = None) -> zipfile.ZipFile:
+    """An archive on disk, or one held in memory (an archive inside an archive) named by `where`."""
     try:
-        return zipfile.ZipFile(path)
+        return zipfile.ZipFile(file)
     except (zipfile.BadZipFile, OSError) as error:
-        raise DataError(path, f"not a readable zip archive ({error})") from None
+        raise DataError(where or file, f"not a readable zip archive ({error})") from None
+
+
+def read_member(archive: zipfile.ZipFile, member: str, where: str) -> bytes:
+    try:
+        return archive.read(member)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:  # truncated or damaged member
+        raise DataError(where, f"cannot be read from the archive ({error})") from None
 
 
 def read_member_json(path: Path, archive: zipfile.ZipFile, member: str) -> tuple[str, Any]:
     """(where, parsed content) of one archive member."""
     where = f"{path}/{member}"
-    try:
-        content = archive.read(member)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:  # truncated or damaged member
-        raise DataError(where, f"cannot be read from the archive ({error})") from None
-    return where, parse_json(where, content)
+    return where, parse_json(where, read_member(archive, member, where))
 
 
 def read_file_json(path: Path) -> tuple[str, Any]:
@@ -40,5 +45,9 @@ def read_file_json(path: Path) -> tuple[str, Any]:
 def parse_json(where: str, content: bytes) -> Any:
     try:
         return json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(where, f"not valid JSON, truncated or corrupt? ({error})") from None
+    except json.JSONDecodeError as error:
+        raise DataError(
+            where, f"not valid JSON at line {error.lineno}, column {error.colno} (character {error.pos}): {error.msg}"
+        ) from None
+    except UnicodeDecodeError as error:
+        raise DataError(where, f"not UTF-8 text ({error})") from None

@@ -10,7 +10,6 @@ placeholder can be filled straight from a row.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from todrl.data.archive import read_file_json
 from todrl.data.errors import DataError
 from todrl.data.normalize import DONTCARE, DOMAINS, normalize_time, normalize_value
 
@@ -181,10 +181,7 @@ def _freeze(constraints: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 def _load_rows(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError(path, "database file not found")
-    try:
-        raw = json.loads(path.read_bytes())
-    except json.JSONDecodeError as error:
-        raise DataError(path, f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from error
+    _, raw = read_file_json(path)
     if not isinstance(raw, list) or not all(isinstance(row, dict) for row in raw):
         raise DataError(path, "expected a JSON list of row objects")
     return [{_column_name(k): _cell(v) for k, v in row.items()} for row in raw]

@@ -35,6 +35,9 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from rewards.spans import INCAR_SLOTS
+
+from todrl.data import dev_split_name
 from todrl.data.archive import open_zip, read_file_json, read_member_json
 from todrl.data.errors import DataError
 from todrl.data.normalize import normalize_text
@@ -42,12 +45,8 @@ from todrl.data.records import Dialogue, Goal, Turn
 
 INCAR_DOMAINS: tuple[str, ...] = ("schedule", "weather", "navigate")
 
-INCAR_INFORMABLE: dict[str, tuple[str, ...]] = {
-    "schedule": ("event", "time", "date", "party", "room", "agenda"),
-    "weather": ("location", "weather_attribute", "date"),
-    "navigate": ("poi_type", "distance"),
-}
-"""The 11 slots whose final values Match compares (LABES / GALAXY ontology)."""
+INCAR_INFORMABLE: dict[str, tuple[str, ...]] = INCAR_SLOTS
+"""The 11 slots whose final values Match compares (LABES / GALAXY ontology); the span grammar's In-Car slots."""
 
 INCAR_REQUESTABLE: dict[str, tuple[str, ...]] = {
     "schedule": ("event", "time", "date", "party", "room", "agenda"),
@@ -103,14 +102,50 @@ def load_incar(path: str | PathLike[str], split: str) -> list[Dialogue]:
     ``path`` is the official ``kvret_dataset_public.zip``, a folder holding it,
     or a folder holding the unpacked JSON files.
     """
-    split = {"val": "dev", "validation": "dev"}.get(split, split)
+    where, records = _read_split(Path(path), split)
+    lexicon = load_incar_entities(path)
+    return [_read_dialogue(where, index, record, lexicon) for index, record in enumerate(records)]
+
+
+def load_incar_kbs(path: str | PathLike[str], split: str) -> dict[str, list[dict[str, str]]]:
+    """Dialogue id -> the rows of its scenario's knowledge base, cells normalized like the utterances.
+
+    A reply's placeholders are filled from these rows (`todrl.lexicalize`); a
+    scenario without rows (a new calendar entry) maps to [].
+    """
+    where, records = _read_split(Path(path), split)
+    kbs: dict[str, list[dict[str, str]]] = {}
+    for index, record in enumerate(records):
+        scenario = _scenario(where, index, record)
+        kbs[scenario["uuid"]] = [
+            {column: normalize_text(cell) for column, cell in row.items() if isinstance(cell, str) and cell.strip() not in _NO_VALUE}
+            for row in _kb_rows(where, scenario)
+        ]
+    return kbs
+
+
+def _scenario(where: str, index: int, record: Any) -> dict[str, Any]:
+    scenario = record.get("scenario") if isinstance(record, dict) else None
+    if not isinstance(scenario, dict) or not isinstance(scenario.get("uuid"), str):
+        raise DataError(where, "no scenario.uuid to name the dialogue", dialogue_id=f"#{index}")
+    return scenario
+
+
+def _kb_rows(where: str, scenario: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = (scenario.get("kb") or {}).get("items") or []
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise DataError(where, "scenario.kb.items should be a list of rows", scenario["uuid"])
+    return rows
+
+
+def _read_split(path: Path, split: str) -> tuple[str, list[Any]]:
+    split = dev_split_name(split)
     if split not in SPLIT_FILES:
         raise ValueError(f"unknown In-Car split {split!r}: expected one of train, dev (val), test")
-    lexicon = load_incar_entities(path)
-    where, records = _read_json(Path(path), SPLIT_FILES[split])
+    where, records = _read_json(path, SPLIT_FILES[split])
     if not isinstance(records, list):
         raise DataError(where, f"expected a list of dialogues, found {type(records).__name__}")
-    return [_read_dialogue(where, index, record, lexicon) for index, record in enumerate(records)]
+    return where, records
 
 
 def _read_json(source: Path, name: str) -> tuple[str, Any]:
@@ -168,9 +203,7 @@ class _Exchange:
 
 
 def _read_dialogue(where: str, index: int, record: Any, lexicon: dict[str, set[str]]) -> Dialogue:
-    scenario = record.get("scenario") if isinstance(record, dict) else None
-    if not isinstance(scenario, dict) or not isinstance(scenario.get("uuid"), str):
-        raise DataError(where, "no scenario.uuid to name the dialogue", dialogue_id=f"#{index}")
+    scenario = _scenario(where, index, record)
     dialogue_id = scenario["uuid"]
     domain = (scenario.get("task") or {}).get("intent")
     if domain not in INCAR_DOMAINS:
@@ -179,7 +212,7 @@ def _read_dialogue(where: str, index: int, record: Any, lexicon: dict[str, set[s
     if not isinstance(raw_turns, list):
         raise DataError(where, "'dialogue' should be a list of turns", dialogue_id)
 
-    delexicalize = _Delexicalizer(domain, _dialogue_values(where, dialogue_id, scenario, lexicon))
+    delexicalize = _Delexicalizer(domain, _dialogue_values(where, scenario, lexicon))
     state: dict[str, str] = {}
     requests: list[str] = []
     driver_words: list[str] = []
@@ -252,15 +285,10 @@ def _check_turn(where: str, dialogue_id: str, position: int, raw: Any) -> tuple[
     return "assistant", data
 
 
-def _dialogue_values(
-    where: str, dialogue_id: str, scenario: dict[str, Any], lexicon: dict[str, set[str]]
-) -> dict[str, set[str]]:
+def _dialogue_values(where: str, scenario: dict[str, Any], lexicon: dict[str, set[str]]) -> dict[str, set[str]]:
     """slot -> values this dialogue may mention: the entity list plus its own KB rows."""
     values = {slot: set(known) for slot, known in lexicon.items()}
-    rows = (scenario.get("kb") or {}).get("items") or []
-    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        raise DataError(where, "scenario.kb.items should be a list of rows", dialogue_id)
-    for row in rows:
+    for row in _kb_rows(where, scenario):
         for column, cell in row.items():
             if not isinstance(cell, str) or cell.strip() in _NO_VALUE:
                 continue

@@ -27,14 +27,13 @@ utterance with the system reply:
 from __future__ import annotations
 
 import io
-import json
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from todrl.data.archive import open_zip, parse_json, read_member
 from todrl.data.delex import delexicalize
 from todrl.data.errors import DataError
 from todrl.data.normalize import (
@@ -100,12 +99,12 @@ def _read_split(path: Path, split: str) -> tuple[dict[str, Any], str]:
             found = next((files[name] for name in _list_file_names(s) if name in files), None)
             if found is not None:
                 lists[s] = (found[1]().decode("utf-8"), found[0])
-        return _select_split(_load_json(read(), source), source, lists, split)
+        return _select_split(parse_json(source, read()), source, lists, split)
     looked_for = [f"{split}.json.zip", f"{split}.json"]
     for name in looked_for:
         if name in files:
             source, read = files[name]
-            data = _read_zipped_json(read(), source) if name.endswith(".zip") else _load_json(read(), source)
+            data = _read_zipped_json(read(), source) if name.endswith(".zip") else parse_json(source, read())
             return _normalize_ids(data, source), source
     raise DataError(path, f"no {split} split here: looked for {', '.join(looked_for + list(_DATA_FILES))}")
 
@@ -114,20 +113,13 @@ def _files(path: Path) -> dict[str, tuple[str, Callable[[], bytes]]]:
     """File name -> (where it is, how to read it), for a folder or an archive (at any depth inside)."""
     if path.is_dir():
         return {file.name: (str(file), file.read_bytes) for file in path.iterdir() if file.is_file()}
-    archive = _open_zip(path, path)
+    archive = open_zip(path)
     files: dict[str, tuple[str, Callable[[], bytes]]] = {}
     for name in archive.namelist():
         member = PurePosixPath(name)
         if "__MACOSX" not in member.parts and not member.name.startswith("._") and not name.endswith("/"):
-            files.setdefault(member.name, (f"{path}:{name}", partial(_read_member, archive, name, path)))
+            files.setdefault(member.name, (f"{path}:{name}", partial(read_member, archive, name, f"{path}:{name}")))
     return files
-
-
-def _read_member(archive: zipfile.ZipFile, name: str, source: str | Path) -> bytes:
-    try:
-        return archive.read(name)
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise DataError(source, f"cannot read {name} ({error})") from error
 
 
 def _list_file_names(split: str) -> list[str]:
@@ -158,31 +150,14 @@ def _normalize_ids(data: Any, source: str) -> dict[str, Any]:
     return {dialogue_id(key): record for key, record in data.items()}
 
 
-def _open_zip(file: Path | io.BytesIO, source: str | Path) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(file)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise DataError(source, f"not a readable zip archive ({error})") from error
-
-
 def _read_zipped_json(content: bytes, source: str) -> Any:
     """The one JSON file inside a per-split archive (``val.json.zip``)."""
-    archive = _open_zip(io.BytesIO(content), source)
+    archive = open_zip(io.BytesIO(content), source)
     members = [name for name in archive.namelist() if name.endswith(".json") and "__MACOSX" not in name]
     if len(members) != 1:
         raise DataError(source, f"expected exactly one .json file inside, found {len(members)}")
-    return _load_json(_read_member(archive, members[0], source), f"{source}:{members[0]}")
-
-
-def _load_json(content: bytes, source: str) -> Any:
-    try:
-        return json.loads(content)
-    except json.JSONDecodeError as error:
-        raise DataError(
-            source, f"invalid JSON at line {error.lineno}, column {error.colno} (character {error.pos}): {error.msg}"
-        ) from error
-    except UnicodeDecodeError as error:
-        raise DataError(source, f"not UTF-8 text ({error})") from error
+    where = f"{source}:{members[0]}"
+    return parse_json(where, read_member(archive, members[0], where))
 
 
 # -- one dialogue ------------------------------------------------------------------------------------

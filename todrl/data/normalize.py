@@ -55,7 +55,11 @@ ACT_SLOT_NAMES: dict[str, str] = {
 }  # fmt: skip
 """MultiWOZ 2.0/2.1 act-slot abbreviations (lower-cased) -> shared vocabulary."""
 
-_STATE_SLOT_NAMES = {"leaveat": "leave", "arriveby": "arrive", "price range": "pricerange"}
+_STATE_SLOT_NAMES = {
+    "leaveat": "leave", "arriveby": "arrive",
+    "bookday": "day", "bookpeople": "people", "bookstay": "stay", "booktime": "time",
+}  # fmt: skip
+"""MultiWOZ 2.1 camel case and 2.2 names (spaces removed first: "leave at", "price range") -> todrl's names."""
 _GOAL_REQUEST_NAMES = {
     "car type": "car", "entrance fee": "price", "trainid": "id", "leaveat": "leave", "arriveby": "arrive",
     "duration": "time", "pricerange": "price", "price range": "price", "post": "postcode", "ref": "reference",
@@ -67,12 +71,18 @@ TIME_SLOTS = frozenset({"leave", "arrive", "time"})
 
 _PLACEHOLDER = re.compile(r"(\[[a-z_]+\])")
 _TIME = re.compile(r"^(\d{1,2}):?(\d{2})$")
+_SPACED_COLON = re.compile(r"\s*:\s*")
+"""Tokenized clock times ("15 : 00", "12 :30"), as several systems write them."""
 
 
 @lru_cache(maxsize=4096)
 def state_slot_name(raw: str) -> str:
-    """Belief-state / database column name -> internal slot name (``leaveAt`` -> ``leave``)."""
-    name = raw.strip().lower()
+    """Belief-state slot name in any MultiWOZ spelling -> todrl's (``leaveAt``, ``leave at`` -> ``leave``).
+
+    The one map for readers and evaluators alike: where they differed, a system writing "leave at" had every
+    time it tracked scored as a wrong slot.
+    """
+    name = "".join(raw.lower().split())
     return _STATE_SLOT_NAMES.get(name, name)
 
 
@@ -87,7 +97,7 @@ def normalize_time(value: str) -> str | None:
 
     Returns None when the text holds no time ("after lunch").
     """
-    text = value.strip().lower().replace(".", "")
+    text = _SPACED_COLON.sub(":", value.strip().lower().replace(".", ""))
     for prefix in ("after", "by", "before", "around", "at"):
         if text.startswith(prefix + " "):
             text = text[len(prefix) + 1 :].strip()

@@ -31,6 +31,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from todrl.data import dev_split_name
 from todrl.data.archive import open_zip, read_file_json, read_member_json
 from todrl.data.errors import DataError
 from todrl.data.normalize import normalize_text
@@ -39,8 +40,8 @@ from todrl.data.records import Dialogue, Goal, Turn
 SPLITS = ("train", "dev", "test")
 _DIALOGUE_FILE = re.compile(r"(?:^|/)dialogues_\d+\.json$")
 
-_normalize_value = lru_cache(maxsize=1 << 16)(normalize_text)
-"""States repeat every value on every later turn: normalize each once."""
+normalize_sgd_value = lru_cache(maxsize=1 << 16)(normalize_text)
+"""How the records spell a value (states repeat every value on every later turn: normalize each once)."""
 
 GoldValues = dict[str, dict[str, list[str]]]
 """service -> slot -> every accepted value, normalized, the belief state's first."""
@@ -108,18 +109,23 @@ def load_sgd(path: str | PathLike[str], split: str, services: Iterable[str] | No
 def iter_sgd(path: str | PathLike[str], split: str, services: Iterable[str] | None = None) -> Iterator[Dialogue]:
     """``load_sgd`` one file at a time, so memory holds a single file's JSON."""
     wanted = None if services is None else {name.lower() for name in services}
-    for where, records in _dialogue_files(_split_source(path, split)):
+    for where, records in _dialogue_files(sgd_split_source(path, split)):
         for index, record in enumerate(records):
             names = _service_names(where, index, record)
             if wanted is None or set(names) <= wanted:
                 yield _read_dialogue(where, record, names)
 
 
+def iter_sgd_files(path: str | PathLike[str], split: str) -> Iterator[tuple[str, list[Any]]]:
+    """(where, dialogues as released) per ``dialogues_NNN.json``: SGD's own evaluator scores these, not our records."""
+    return _dialogue_files(sgd_split_source(path, split))
+
+
 def count_sgd_services(path: str | PathLike[str], split: str) -> dict[str, ServiceCount]:
     """Services of a split with their dialogue counts, most used first: what to pass as ``services``."""
     used: dict[str, int] = {}
     alone: dict[str, int] = {}
-    for where, records in _dialogue_files(_split_source(path, split)):
+    for where, records in _dialogue_files(sgd_split_source(path, split)):
         for index, record in enumerate(records):
             names = _service_names(where, index, record)
             for name in set(names):
@@ -132,15 +138,16 @@ def count_sgd_services(path: str | PathLike[str], split: str) -> dict[str, Servi
 
 def load_sgd_schema(path: str | PathLike[str], split: str) -> dict[str, SgdService]:
     """The split's ``schema.json``: lower-cased service name -> its slots and intents."""
-    source = _split_source(path, split)
+    source = sgd_split_source(path, split)
     where, services = _read_schema(source)
     if not isinstance(services, list):
         raise DataError(where, "expected a list of services")
     return dict(_read_service(where, entry) for entry in services)
 
 
-def _split_source(path: str | PathLike[str], split: str) -> Path:
-    split = {"val": "dev", "validation": "dev"}.get(split, split)
+def sgd_split_source(path: str | PathLike[str], split: str) -> Path:
+    """The zip, folder or file a split is read from (a flat folder of dialogue files serves any split)."""
+    split = dev_split_name(split)
     if split not in SPLITS:
         raise ValueError(f"unknown SGD split {split!r}: expected one of train, dev (val), test")
     root = Path(path)
@@ -290,7 +297,7 @@ class _TurnReader:
         for slot, alternatives in slot_values.items():
             if not isinstance(alternatives, list) or not all(isinstance(value, str) for value in alternatives):
                 raise self.fail(position, f"the values of {slot!r} should be a list of strings: {alternatives!r}")
-            normalized = list(dict.fromkeys(filter(None, map(_normalize_value, alternatives))))
+            normalized = list(dict.fromkeys(filter(None, map(normalize_sgd_value, alternatives))))
             if normalized:
                 values[slot] = normalized
         return values

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from todrl.data import load_dialogues
+from todrl.data import Dataset, load_dialogues
 from todrl.data.records import Dialogue
 
 
@@ -61,12 +61,14 @@ def train_dev(
 class DataConfig:
     """Which dialogues a run trains and selects on; SFT and RL configs extend it."""
 
-    dataset: str = "multiwoz21"
-    """multiwoz21 | incar | sgd."""
+    dataset: Dataset = "multiwoz21"
+    """Corpus: MultiWOZ 2.1, In-Car (KVRET) or Schema-Guided Dialogue."""
     data_dir: str | None = None
     """Corpus location; None = the MultiWOZ 2.1 sample embedded in todrl (or $TODRL_DATA/<corpus> for the others)."""
     train_split: str = "train"
+    """Split the training dialogues come from."""
     dev_split: str = "val"
+    """Split the dev dialogues (checkpoint selection) come from; it may be train_split (see dev_dialogues)."""
     dev_dialogues: int = 0
     """Dialogues held out for selection when train_split == dev_split; otherwise a cap on the dev split (0 = all)."""
     services: list[str] | None = None

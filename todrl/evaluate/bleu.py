@@ -3,7 +3,7 @@
 The standard MultiWOZ evaluator scores with ``sacrebleu.corpus_bleu`` (13a
 tokenization, exponential smoothing, one reference per turn).  Scoring many
 systems or checkpoints against the same test set re-tokenizes the references
-every time; `ReferenceBleu` keeps their n-gram counts and lets a predictions
+every time; `ReferenceBleu` keeps their n-gram counts (for either BLEU) and lets a predictions
 file cover any subset of turns (published files skip some dialogues), while
 sacreBLEU computes the final score from the same statistics it would collect.
 """
@@ -21,35 +21,31 @@ from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 MAX_ORDER = 4
 
 
-class ReferenceBleu:
-    """sacreBLEU corpus BLEU against one fixed reference per segment key (e.g. (dialogue id, turn))."""
+Ngrams = tuple[Counter, int]
+"""n-gram counts of orders 1..4 and the token count of one segment."""
 
-    def __init__(self, references: Mapping[Hashable, str]) -> None:
-        self._tokenize = Tokenizer13a()
-        self._references: dict[Hashable, tuple[Counter, int]] = {
-            key: extract_all_word_ngrams(self._tokenize(text.rstrip()), 1, MAX_ORDER) for key, text in references.items()
-        }
+
+class ReferenceBleu:
+    """Corpus BLEU against one fixed reference per segment key (e.g. (dialogue id, turn)).
+
+    sacreBLEU's by default; ``legacy=True`` gives `legacy_bleu`'s, with the references' n-grams counted once.
+    """
+
+    def __init__(self, references: Mapping[Hashable, str], legacy: bool = False) -> None:
+        self._tokenize = str.strip if legacy else Tokenizer13a()  # the legacy one splits on whitespace only
+        self._legacy = legacy
+        self._references: dict[Hashable, Ngrams] = {key: self._ngrams(text) for key, text in references.items()}
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._references
 
+    def _ngrams(self, text: str) -> Ngrams:
+        return extract_all_word_ngrams(self._tokenize(text.rstrip()), 1, MAX_ORDER)
+
     def score(self, hypotheses: Iterable[tuple[Hashable, str]]) -> float:
         """BLEU (0-100) of (key, hypothesis) pairs; every key must have a reference."""
-        correct = [0] * MAX_ORDER
-        total = [0] * MAX_ORDER
-        sys_len = ref_len = 0
-        for key, hypothesis in hypotheses:
-            ref_ngrams, length = self._references[key]
-            ngrams, hyp_len = extract_all_word_ngrams(self._tokenize(hypothesis.rstrip()), 1, MAX_ORDER)
-            sys_len += hyp_len
-            ref_len += length
-            for ngram, count in ngrams.items():
-                order = len(ngram) - 1
-                total[order] += count
-                matched = ref_ngrams.get(ngram)
-                if matched:
-                    correct[order] += min(count, matched)
-        return BLEU.compute_bleu(correct, total, sys_len, ref_len, smooth_method="exp").score
+        pairs = ((self._ngrams(hypothesis), self._references[key]) for key, hypothesis in hypotheses)
+        return _legacy_formula(*_statistics(pairs)) if self._legacy else _sacrebleu_formula(*_statistics(pairs))
 
 
 def legacy_bleu(pairs: Iterable[tuple[str, str]]) -> float:
@@ -58,21 +54,35 @@ def legacy_bleu(pairs: Iterable[tuple[str, str]]) -> float:
     Kept for comparing with papers that report it (seed 004's 17.2); it differs
     from sacreBLEU in tokenization and in smoothing zero n-gram matches.
     """
-    matched = [0] * MAX_ORDER
-    counted = [0] * MAX_ORDER
-    hyp_length = ref_length = 0
-    for hypothesis, reference in pairs:
-        hyp, ref = hypothesis.split(), reference.split()
-        hyp_length += len(hyp)
-        ref_length += len(ref)
-        for n in range(1, MAX_ORDER + 1):
-            hyp_ngrams = Counter(zip(*(hyp[i:] for i in range(n))))
-            ref_ngrams = Counter(zip(*(ref[i:] for i in range(n))))
-            counted[n - 1] += sum(hyp_ngrams.values())
-            matched[n - 1] += sum(min(count, ref_ngrams[ngram]) for ngram, count in hyp_ngrams.items())
-    if hyp_length == 0:
+    counted = ((extract_all_word_ngrams(hyp, 1, MAX_ORDER), extract_all_word_ngrams(ref, 1, MAX_ORDER)) for hyp, ref in pairs)
+    return _legacy_formula(*_statistics(counted))
+
+
+def _statistics(pairs: Iterable[tuple[Ngrams, Ngrams]]) -> tuple[list[int], list[int], int, int]:
+    """Clipped n-gram matches and n-gram totals per order, hypothesis and reference lengths, over (hyp, ref) pairs."""
+    correct = [0] * MAX_ORDER
+    total = [0] * MAX_ORDER
+    sys_len = ref_len = 0
+    for (ngrams, hyp_len), (ref_ngrams, length) in pairs:
+        sys_len += hyp_len
+        ref_len += length
+        for ngram, count in ngrams.items():
+            order = len(ngram) - 1
+            total[order] += count
+            matched = ref_ngrams.get(ngram)
+            if matched:
+                correct[order] += min(count, matched)
+    return correct, total, sys_len, ref_len
+
+
+def _sacrebleu_formula(correct: list[int], total: list[int], sys_len: int, ref_len: int) -> float:
+    return BLEU.compute_bleu(correct, total, sys_len, ref_len, smooth_method="exp").score
+
+
+def _legacy_formula(correct: list[int], total: list[int], sys_len: int, ref_len: int) -> float:
+    if sys_len == 0:
         return 0.0
     tiny = 1e-7
-    precisions = [m / (c + tiny) + tiny for m, c in zip(matched, counted)]
-    brevity = 1.0 if hyp_length > ref_length else math.exp(1 - ref_length / hyp_length)
+    precisions = [m / (c + tiny) + tiny for m, c in zip(correct, total)]
+    brevity = 1.0 if sys_len > ref_len else math.exp(1 - ref_len / sys_len)
     return 100 * brevity * math.exp(math.fsum(0.25 * math.log(p) for p in precisions))

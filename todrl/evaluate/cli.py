@@ -6,8 +6,11 @@
 
 What is reported depends on the corpus: MultiWOZ gives Inform, Success,
 BLEU, Combined and lexical richness (plus JGA when the file has states),
-In-Car gives Match, SuccF1, BLEU and Combined, SGD gives JGA, slot accuracy,
-per-service JGA and its volatility.
+In-Car gives Match, SuccF1, BLEU and Combined (``--incar-metric``: LABES's
+definition by default, GALAXY's, or todrl's own), SGD gives the official
+(google-research ``schema_guided_dst``) per-frame JGA for all, seen and unseen
+services, average goal accuracy, per-service JGA and its volatility Acc(VAS),
+with todrl's strict per-turn numbers under ``sgd_strict``.
 """
 
 from __future__ import annotations
@@ -19,15 +22,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from todrl.data import DATASETS, default_data_dir, load_dialogues
-from todrl.data.db import MultiWozDB
+from todrl.config import parse_args_with_config
+from todrl.data import DATASETS, default_data_dir, load_dialogues, span_vocabulary
 from todrl.data.errors import DataError
 from todrl.data.records import Dialogue
-from todrl.evaluate.dst import DstEvaluator, multiwoz_spelling, text_spelling
-from todrl.evaluate.incar import InCarEvaluator
-from todrl.evaluate.legacy import LegacyEvaluator
-from todrl.evaluate.multiwoz import StandardEvaluator
+from todrl.evaluate.corpus import REPORTED, CorpusScorer, ScoringOptions
+from todrl.evaluate.generate import predict_checkpoint
+from todrl.evaluate.incar_published import DESCRIPTIONS as INCAR_DESCRIPTIONS
+from todrl.evaluate.incar_published import METRICS as INCAR_METRICS
+from todrl.evaluate.legacy import VARIANTS as LEGACY_VARIANTS
 from todrl.evaluate.predictions import Predictions, dump_predictions, load_predictions
+from todrl.evaluate.sgd import FUZZY_MATCHERS
+from todrl.evaluate.sgd_format import write_prediction_dir
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m todrl.evaluate", description=__doc__.split("\n\n")[0])
@@ -38,48 +44,50 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, help="corpus folder (default: $TODRL_DATA/<corpus> or ../shared/data/<corpus>)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--evaluator", choices=("standard", "legacy"), default="standard", help="MultiWOZ only")
-    parser.add_argument("--db-state", choices=("gold", "generated"), default="gold", help="legacy evaluator: state for DB queries")
     parser.add_argument(
-        "--inverted-train-times", action="store_true", help="legacy evaluator: filter trains as UBAR/DAMD/MTTOD do"
+        "--incar-metric", choices=INCAR_METRICS, default="labes",
+        help="In-Car: LABES's metric.py (what published tables use), GALAXY's eval.py (fuzzy Match), or todrl's own",
+    )
+    parser.add_argument(
+        "--db-state", choices=("gold", "generated"), default="gold",
+        help="legacy evaluator: belief state for DB queries (UBAR's default: gold; PPTOD reports generated)",
+    )
+    parser.add_argument(
+        "--legacy-variant", choices=LEGACY_VARIANTS, default="ubar",
+        help="legacy evaluator: UBAR/PPTOD's eval.py, or MTTOD's (skips the first turn, no turn-domain check)",
     )
     parser.add_argument("--output", type=Path, help="checkpoint mode: where to write predictions")
+    parser.add_argument(
+        "--sgd-prediction-dir", type=Path,
+        help="SGD: also write the predicted states as dialogues_NNN.json files here, the --prediction_dir of "
+             "google-research's schema_guided_dst/evaluate.py",
+    )
+    parser.add_argument(
+        "--sgd-fuzzy", choices=FUZZY_MATCHERS, default="difflib",
+        help="SGD: fuzzywuzzy's matcher to imitate: difflib (as the official requirements.txt installs it) "
+             "or levenshtein (with python-Levenshtein)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=160)
     parser.add_argument("--limit", type=int, help="checkpoint mode: only the first N dialogues (smoke tests)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    return parser.parse_args(argv)
-
-
-def generate_predictions(checkpoint: Path, dialogues: Sequence[Dialogue], dataset: str, batch_size: int, max_new_tokens: int) -> Predictions:
-    from todrl.evaluate.generate import predict_dialogues
-    from todrl.models import load_policy
-
-    model, tokenizer = load_policy(checkpoint)
-    predictions, _ = predict_dialogues(model, tokenizer, dialogues, dataset, progress=True, batch_size=batch_size,
-                                       max_new_tokens=max_new_tokens)
-    return predictions
+    return parse_args_with_config(parser, argv)
 
 
 def score(args: argparse.Namespace, dialogues: Sequence[Dialogue], predictions: Predictions, source: Path) -> dict[str, Any]:
-    has_states = all(t.state is not None for turns in predictions.values() for t in turns)
-    if args.dataset == "sgd" and not has_states:
-        raise ValueError(f"{source}: SGD is scored on belief states, and some predicted turns have no 'state'")
-    result: dict[str, Any] = {"dataset": args.dataset, "split": args.split, "predictions": str(source)}
-    if args.dataset == "multiwoz21":
-        db = MultiWozDB(args.data_dir / "db")
-        if args.evaluator == "legacy":
-            legacy = LegacyEvaluator(dialogues, db, args.inverted_train_times)
-            result["legacy"] = legacy.evaluate(predictions, source, db_state=args.db_state).as_dict()
-        else:
-            standard = StandardEvaluator(dialogues, db).evaluate(predictions, source)
-            result["standard"] = standard.as_dict()
-            for warning in standard.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
-    elif args.dataset == "incar":
-        result["incar"] = InCarEvaluator(dialogues).evaluate(predictions, source).as_dict()
-    if has_states:
-        spelling = multiwoz_spelling if args.dataset == "multiwoz21" else text_spelling
-        result["dst"] = DstEvaluator(dialogues, spelling).evaluate(predictions, source).as_dict()
+    names = [("legacy" if name == "standard" and args.evaluator == "legacy" else name) for name in REPORTED[args.dataset]]
+    options = ScoringOptions(db_state=args.db_state, legacy_variant=args.legacy_variant, incar_metric=args.incar_metric,
+                             sgd_fuzzy=args.sgd_fuzzy)
+    scorer = CorpusScorer(args.dataset, dialogues, args.data_dir, args.split, names, options)
+    result: dict[str, Any] = {"dataset": args.dataset, "split": args.split, "predictions": str(source),
+                              **scorer.score(predictions, source)}
+    for warning in result.get("standard", {}).get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.dataset == "sgd" and args.sgd_prediction_dir is not None:
+        evaluator = scorer.evaluator("sgd")
+        written = write_prediction_dir(evaluator.official_dialogues(predictions, source), evaluator.references,
+                                       args.sgd_prediction_dir)
+        print(f"wrote {len(written)} SGD prediction files to {args.sgd_prediction_dir}", file=sys.stderr)
     return result
 
 
@@ -101,20 +109,44 @@ def summary(result: dict[str, Any]) -> str:
         r = result["legacy"]
         lines.append(
             f"Inform {r['inform']:.1f}  Success {r['success']:.1f}  BLEU {r['bleu']:.2f}  Combined {r['combined']:.2f}  "
-            f"(legacy evaluator, {r['db_state']} DB state)"
+            f"(legacy evaluator, {r['variant']}'s eval.py, {r['db_state']} DB state)"
         )
     if "incar" in result:
         r = result["incar"]
         match = "n/a (no states)" if r["match"] is None else f"{r['match']:.1f}"
         combined = "n/a" if r["combined"] is None else f"{r['combined']:.2f}"
-        lines.append(f"Match {match}  SuccF1 {r['success_f1']:.1f}  BLEU {r['bleu']:.2f}  Combined {combined}")
-    if "dst" in result:
+        scope = "" if r["dialogues"] is None else f"; {r['dialogues']} dialogues scored"
+        scope += "" if r["match_dialogues"] is None else f", {r['match_dialogues']} of them with a gold constraint"
+        lines.append(f"Match {match}  SuccF1 {r['success_f1']:.1f}  BLEU {r['bleu']:.2f}  Combined {combined}  "
+                     f"({INCAR_DESCRIPTIONS[r['definition']]}{scope})")
+    if "dst" in result and result["dataset"] == "multiwoz21":
         r = result["dst"]
-        line = f"JGA {r['joint_goal_accuracy']:.1f}  slot accuracy {r['slot_accuracy']:.1f}  ({r['turns']} turns)"
-        if r["volatility"] is not None and result["dataset"] == "sgd":
-            line += f"  per-service volatility (VAS) {r['volatility']:.1f} over {len(r['per_service'])} services"
-        lines.append(line)
+        lines.append(
+            f"JGA {r['jga']:.1f}  slot P/R/F1 {r['slot_precision']:.1f}/{r['slot_recall']:.1f}/{r['slot_f1']:.1f}  "
+            f"(standard: mwzeval, fuzzy values, gold dontcare dropped)  exact JGA {r['jga_exact']:.1f} (TRADE-style)  "
+            f"({r['turns']} turns)"
+        )
+    elif "dst" in result:
+        r = result["dst"]
+        lines.append(f"JGA {r['joint_goal_accuracy']:.1f}  slot accuracy {r['slot_accuracy']:.1f}  ({r['turns']} turns)")
+    if "sgd" in result:
+        lines += sgd_summary(result["sgd"], result["sgd_strict"])
     return "\n".join(lines)
+
+
+def sgd_summary(official: dict[str, Any], strict: dict[str, Any]) -> list[str]:
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1f}"
+
+    overall = official["all"]
+    return [
+        f"JGA {pct(overall['joint_goal_accuracy'])} (seen {pct(official['seen']['joint_goal_accuracy'])}, unseen "
+        f"{pct(official['unseen']['joint_goal_accuracy'])})  AGA {pct(overall['average_goal_accuracy'])}  "
+        f"Acc(VAS) {pct(official['volatility'])} over {len(official['per_service'])} services  "
+        f"(official schema_guided_dst, {overall['frames']} frames, {official['matcher']} fuzzy matching)",
+        f"strict JGA {pct(strict['joint_goal_accuracy'])}  slot accuracy {pct(strict['slot_accuracy'])}  "
+        f"Acc(VAS) {pct(strict['volatility'])}  (todrl: per turn, exact after normalization, {strict['turns']} turns)",
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         dialogues = load_dialogues(args.dataset, args.data_dir, args.split)
         if args.checkpoint is not None:
             dialogues = dialogues[: args.limit] if args.limit else dialogues
-            predictions = generate_predictions(args.checkpoint, dialogues, args.dataset, args.batch_size, args.max_new_tokens)
+            predictions = predict_checkpoint(args.checkpoint, dialogues, span_vocabulary(args.dataset, args.data_dir),
+                                             progress=True, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
             source = args.output or args.checkpoint / f"predictions_{args.dataset}_{args.split}.json"
             dump_predictions(predictions, source)
             print(f"wrote {source}", file=sys.stderr)

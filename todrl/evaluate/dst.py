@@ -1,11 +1,24 @@
-"""State tracking: joint goal accuracy, slot accuracy, and for SGD per-service accuracy and its volatility.
+"""State tracking: joint goal accuracy, slot scores, and for SGD per-service accuracy and its volatility.
 
-Joint goal accuracy (JGA) is the share of turns whose whole predicted state
-equals the gold one.  Slot accuracy counts, per turn, the slots of the
-dialogue's domains (or services) that are right, wrong or missing, TRADE's
-way, but over the dialogue's own domains rather than every slot of the corpus
-(SGD has hundreds, which would make any tracker look near perfect).  SGD lists
-several spellings of a value; any of them counts as right.
+MultiWOZ is scored by default as the standard evaluator's ``dst`` does it
+(mwzeval ``metrics.py``, ``get_dst``), because that is the definition other
+tools apply to the same prediction files: gold "dontcare" slots are dropped
+(a predicted one is a false positive), both states get the standard slot-name
+and value normalization, and a value is right when its fuzzy partial ratio
+to the gold one exceeds 95 ("the cambridge belfry" for "cambridge belfry").
+JGA needs the same slots, all right; slot precision, recall and F1 are
+micro-averaged over (domain, slot) pairs.  The gold states are MultiWOZ
+2.1's (mwzeval downloads 2.2's, which are not to be had offline), and 2.2's
+booking-slot names ("bookday") count as 2.1's ("day"), so files written
+for either release score alike.
+
+The exact definition (``jga_exact``, TRADE-style) is the share of turns
+whose whole predicted state equals the gold one, "dontcare" included, after
+todrl's own spelling normalization.  Slot accuracy counts, per turn, the
+slots of the dialogue's domains (or services) that are right, wrong or
+missing, TRADE's way, but over the dialogue's own domains rather than every
+slot of the corpus (SGD has hundreds, which would make any tracker look near
+perfect).  SGD lists several spellings of a value; any of them counts as right.
 
 Acc(VAS) follows seed 000's description ("accuracy volatility between
 services; smaller is more stable"): the population standard deviation of the
@@ -24,6 +37,9 @@ from typing import Any
 
 from todrl.data.normalize import normalize_text, normalize_value, state_slot_name
 from todrl.data.records import BeliefState, Dialogue
+from todrl.evaluate.fuzzy import partial_ratio
+from todrl.evaluate.multiwoz import standard_gold_state
+from todrl.evaluate.normalization import normalize_state
 from todrl.evaluate.predictions import Coverage, PredictionError, Predictions, check_coverage
 
 AcceptedValues = dict[str, dict[str, list[str]]]
@@ -134,4 +150,65 @@ class DstEvaluator:
             coverage=coverage,
             per_service=per_service,
             volatility=statistics.pstdev(per_service.values()) if len(per_service) > 1 else None,
+        )
+
+
+FUZZY_THRESHOLD = 95
+"""mwzeval ``get_dst(fuzzy_ratio=95)``: a value is right when its partial ratio to the gold one is above this."""
+
+
+def standard_turn(predicted: BeliefState, gold: BeliefState) -> tuple[bool, int, int, int]:
+    """(joint match, true positives, false positives, false negatives) of two normalized states, mwzeval's way.
+
+    A predicted slot is a true positive when the gold state has it and the values match, else a false
+    positive; every gold slot left unmatched is a false negative.
+    """
+    hyp = {(domain, slot): value for domain, slots in predicted.items() for slot, value in slots.items()}
+    ref = {(domain, slot): value for domain, slots in gold.items() for slot, value in slots.items()}
+    hits = sum(1 for key, value in hyp.items() if key in ref and partial_ratio(value, ref[key]) > FUZZY_THRESHOLD)
+    return hyp.keys() == ref.keys() and hits == len(ref), hits, len(hyp) - hits, len(ref) - hits
+
+
+@dataclass
+class MultiWozDstResult:
+    jga: float
+    """Standard definition (mwzeval): fuzzy values, gold "dontcare" dropped."""
+    slot_precision: float
+    slot_recall: float
+    slot_f1: float
+    jga_exact: float
+    """TRADE-style: exact values after todrl's normalization, "dontcare" kept."""
+    slot_accuracy_exact: float
+    turns: int
+    coverage: Coverage
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class MultiWozDstEvaluator:
+    """MultiWOZ state tracking under both definitions, against the gold MultiWOZ 2.1 states."""
+
+    def __init__(self, dialogues: Sequence[Dialogue]) -> None:
+        self.gold = {d.id: [standard_gold_state(t.belief_state) for t in d.turns] for d in dialogues}
+        self.exact = DstEvaluator(dialogues, multiwoz_spelling)
+
+    def evaluate(self, predictions: Predictions, source: str | Path = "<predictions>") -> MultiWozDstResult:
+        exact = self.exact.evaluate(predictions, source)  # also rejects unknown dialogues and turns without a state
+        joint = tp = fp = fn = 0
+        for dialogue_id, predicted_turns in predictions.items():
+            for predicted_turn, gold in zip(predicted_turns, self.gold[dialogue_id]):
+                match, hits, extra, missed = standard_turn(normalize_state(predicted_turn.state or {}), gold)
+                joint, tp, fp, fn = joint + match, tp + hits, fp + extra, fn + missed
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        return MultiWozDstResult(
+            jga=100 * joint / max(exact.turns, 1),
+            slot_precision=100 * precision,
+            slot_recall=100 * recall,
+            slot_f1=100 * 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+            jga_exact=exact.joint_goal_accuracy,
+            slot_accuracy_exact=exact.slot_accuracy,
+            turns=exact.turns,
+            coverage=exact.coverage,
         )

@@ -3,37 +3,51 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
-from rewards.spans import parse_target
+import torch
+from rewards.spans import Vocabulary, parse_target
 
 from todrl.data.records import Dialogue
-from todrl.evaluate.dst import slot_inventory
 from todrl.evaluate.predictions import PredictedTurn, Predictions
 from todrl.format import build_examples
 from todrl.generation import generate_texts
 
 
-def predict_dialogues(model, tokenizer, dialogues: Sequence[Dialogue], dataset: str, progress: bool = False,
-                      **generation) -> tuple[Predictions, list[str]]:
+def predict_dialogues(model, tokenizer, dialogues: Sequence[Dialogue], vocabulary: Vocabulary, progress: bool = False,
+                      shortest_first: bool = False, **generation) -> tuple[Predictions, list[str]]:
     """Greedy end-to-end generation of every turn, each conditioned on the gold previous turn (as in training).
 
     Returns the predictions in the standard format and the raw generations, in
     `build_examples` order (callers that score rewards need the text).
+    `shortest_first` decodes the turns by context length, so that a batch pads little.
     """
-    examples = build_examples(dialogues, task="e2e")
-    texts = generate_texts(model, tokenizer, [e.source for e in examples], progress=progress, **generation)
-    return read_predictions(dialogues, texts, dataset), texts
+    sources = [e.source for e in build_examples(dialogues, task="e2e")]
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i])) if shortest_first else list(range(len(sources)))
+    decoded = generate_texts(model, tokenizer, [sources[i] for i in order], progress=progress, **generation)
+    texts = [""] * len(sources)
+    for index, text in zip(order, decoded):
+        texts[index] = text
+    return read_predictions(dialogues, texts, vocabulary), texts
 
 
-def read_predictions(dialogues: Sequence[Dialogue], texts: Sequence[str], dataset: str) -> Predictions:
+def predict_checkpoint(checkpoint: str | Path, dialogues: Sequence[Dialogue], vocabulary: Vocabulary,
+                       progress: bool = False, **generation) -> Predictions:
+    """A checkpoint's predictions, its adapter (if any) merged first so that decoding costs what the base's does."""
+    from todrl.models import load_merged
+
+    model, tokenizer = load_merged(checkpoint)
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    return predict_dialogues(model, tokenizer, dialogues, vocabulary, progress, shortest_first=True, **generation)[0]
+
+
+def read_predictions(dialogues: Sequence[Dialogue], texts: Sequence[str], vocabulary: Vocabulary) -> Predictions:
     """Generated targets, one per turn in `build_examples` order, as predictions in the standard format."""
     examples = build_examples(dialogues, task="e2e")
     if len(texts) != len(examples):
         raise ValueError(f"{len(texts)} generations for the {len(examples)} turns of {len(dialogues)} dialogues")
-    # MultiWOZ's slot names are built into the span grammar; other corpora read theirs off the gold states.
-    slots = None if dataset == "multiwoz21" else {d: sorted(s) for d, s in slot_inventory(dialogues).items()}
     predictions: Predictions = {dialogue.id: [] for dialogue in dialogues}
     for example, text in zip(examples, texts):
-        target = parse_target(text, slots)
+        target = parse_target(text, vocabulary)
         predictions[example.dialogue_id].append(PredictedTurn(response=target.response, state=target.belief_state))
     return predictions

@@ -1,10 +1,13 @@
-"""In-Car Assistant (KVRET) scores as LABES and GALAXY define them: Match, SuccF1, BLEU, Combined.
+"""In-Car Assistant (KVRET) scores: the result type, and todrl's own stricter definition (``todrl``).
 
-Match: share of dialogues whose final predicted constraints equal the gold
-ones over the domain's informable slots.  SuccF1: micro F1, over dialogues, of
-the requestable slots the responses provide (as ``[value_<slot>]``
-placeholders) against those the driver requested.  BLEU is the home-made
-corpus BLEU those papers use; Combined = (Match + SuccF1) / 2 + BLEU.
+Published tables use LABES's or GALAXY's definitions (`incar_published`).
+todrl's scores todrl's own references (`todrl.data.incar`) instead:
+Match is the share of all dialogues whose final predicted constraints equal
+the gold ones over the domain's informable slots; SuccF1 is the micro F1, over
+dialogues, of the requestable slots the responses provide (as
+``[value_<slot>]`` placeholders) against those the driver requested; BLEU is
+the same home-made corpus BLEU, on unwrapped replies.  Combined = (Match +
+SuccF1) / 2 + BLEU under every definition.
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ class InCarResult:
     success_f1: float
     bleu: float
     coverage: Coverage
+    definition: str = "todrl"
+    """Whose Match, SuccF1 and BLEU these are: "labes", "galaxy" or "todrl"."""
+    dialogues: int | None = None
+    """Dialogues scored (LABES's batching leaves some out); None: all predicted ones."""
+    match_dialogues: int | None = None
+    """Dialogues Match counts (the published definitions skip those with an empty gold constraint)."""
 
     @property
     def combined(self) -> float | None:

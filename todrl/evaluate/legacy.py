@@ -1,15 +1,28 @@
-"""The older MultiWOZ evaluator of DAMD, UBAR and PPTOD (what seed 004 and papers before 2021 report).
+"""The older MultiWOZ evaluator of UBAR and PPTOD (DAMD's logic; what seed 004 and papers before 2021 report).
 
-It differs from the standard one in ways that raise scores: the first turn of
-every dialogue is skipped, the database is queried with the gold belief state
-unless asked otherwise (``db_state="generated"``), turn domains are the gold
-ones, a venue fits the goal when *any* offered venue does (not all of them),
-a new offer replaces the old one only when it brings a venue not offered yet,
-and BLEU is the home-made one on whitespace tokens (both sides tokenized like
-the training targets, `normalize_text`).  Those repositories also
-filter trains the wrong way round (``leaveAt`` keeps trains leaving *before*
-the time, ``arriveBy`` those arriving *after*); todrl filters correctly unless
-``inverted_train_times=True`` reproduces their numbers.
+A port of UBAR's ``eval.py`` (PPTOD's ``E2E_TOD/eval.py`` is the same code),
+with MTTOD's variant by name.  Where it departs from the standard evaluator:
+
+* every turn counts: UBAR's ``if t == 0: continue`` skips a header row its
+  reader puts before each dialogue (MTTOD has no header row, so it does skip
+  the first real turn);
+* a goal domain takes credit for a turn's placeholders only when it is one of
+  the turn's gold domains (UBAR's; MTTOD credits every goal domain);
+* the database is queried with the gold belief state or the generated one
+  (``db_state``), through UBAR's ``queryJsons`` (`legacy_db`);
+* a venue fits the goal when *any* offered venue does, and a new offer
+  replaces the old one only when it brings a venue not offered yet;
+* ``[value_reference]`` counts only in turns whose gold act is booking-book,
+  booking-nobook or train-offerbooked;
+* BLEU is UBAR's corpus BLEU on whitespace tokens, against references passed
+  through UBAR's ``clean_text`` (`legacy_text`).
+
+Other systems' outputs are read in UBAR's terms: placeholders renamed
+(``[restaurant_name]``, ``[name]`` -> ``[value_name]``), replies tokenized and
+cleaned like the references, state values cleaned like UBAR's corpus unless
+already spelled as its database (a no-op on UBAR, PPTOD, GALAXY and MinTL
+files).  MTTOD's code has no gold-state option and BLEU references of its own
+preprocessing; here both variants offer both states and share the references.
 """
 
 from __future__ import annotations
@@ -20,16 +33,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from todrl.data.db import MultiWozDB
-from todrl.data.multiwoz import load_multiwoz
-from todrl.data.normalize import normalize_text, normalize_time
-from todrl.data.records import BeliefState, Dialogue
-from todrl.evaluate.bleu import legacy_bleu
-from todrl.evaluate.multiwoz import ALWAYS_MATCHED, SEARCHABLE_DOMAINS, DomainGoal, evaluation_goal
-from todrl.evaluate.normalization import normalize_response
-from todrl.evaluate.predictions import Coverage, Predictions, check_coverage
+from todrl.data.multiwoz import load_multiwoz, read_records
+from todrl.data.normalize import normalize_text
+from todrl.data.records import Dialogue
+from todrl.evaluate.bleu import ReferenceBleu
+from todrl.evaluate.legacy_db import VENUE_DOMAINS, LegacyDatabase
+from todrl.evaluate.legacy_gold import REQUESTABLE, GoldDialogue, gold_dialogues, records_beside
+from todrl.evaluate.legacy_state import UbarState, clean_state, reparse
+from todrl.evaluate.legacy_text import clean_text, ubar_placeholders
+from todrl.evaluate.predictions import Coverage, PredictedTurn, PredictionError, Predictions, check_coverage
 
 DbState = Literal["gold", "generated"]
-_TIME_SLOTS = ("leave", "arrive")
+Variant = Literal["ubar", "mttod"]
+VARIANTS: tuple[Variant, ...] = ("ubar", "mttod")
 
 
 @dataclass
@@ -39,7 +55,7 @@ class LegacyResult:
     bleu: float
     coverage: Coverage
     db_state: DbState
-    inverted_train_times: bool
+    variant: Variant
 
     @property
     def combined(self) -> float:
@@ -49,101 +65,88 @@ class LegacyResult:
         return asdict(self) | {"combined": self.combined}
 
 
-def _minutes(value: str) -> int | None:
-    time = normalize_time(value)
-    return None if time is None else int(time[:2]) * 60 + int(time[3:])
-
-
 class LegacyEvaluator:
-    """Inform / Success / BLEU as DAMD, UBAR and PPTOD compute them (see the module doc)."""
+    """Inform / Success / BLEU as UBAR and PPTOD compute them (``variant="mttod"``: as MTTOD does).
 
-    def __init__(self, dialogues: Sequence[Dialogue], db: MultiWozDB, inverted_train_times: bool = False) -> None:
-        self.dialogues = {dialogue.id: dialogue for dialogue in dialogues}
-        self.goals = {dialogue.id: evaluation_goal(dialogue.goal) for dialogue in dialogues}
-        self.inverted_train_times = inverted_train_times
-        self._db = db
-        self._cache: dict[tuple[str, tuple[tuple[str, str], ...]], frozenset[str]] = {}
+    ``records`` are the dialogues' raw MultiWOZ records by id (`todrl.data.multiwoz.read_records`), which
+    the gold side is rebuilt from (`legacy_gold`); by default they are read from the corpus folder that
+    holds the database folder, as in the standard layout (``<data_dir>/db``).
+    """
+
+    def __init__(
+        self, dialogues: Sequence[Dialogue], db: MultiWozDB, variant: Variant = "ubar", records: Mapping[str, Any] | None = None
+    ) -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown legacy evaluator variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+        self.variant = variant
+        if records is None:
+            records = records_beside(db.db_dir.parent, [d.id for d in dialogues])
+        self.gold = gold_dialogues(dialogues, records)
+        self.db = LegacyDatabase(db, skip_none=variant == "mttod")
+        references = {(d, turn): text for d, gold in self.gold.items() for turn, text in enumerate(gold.responses)}
+        self._bleu = ReferenceBleu(references, legacy=True)
 
     @classmethod
-    def from_data_dir(cls, data_dir: str | Path, split: str = "test", inverted_train_times: bool = False) -> LegacyEvaluator:
+    def from_data_dir(cls, data_dir: str | Path, split: str = "test", variant: Variant = "ubar") -> LegacyEvaluator:
         data_dir = Path(data_dir)
-        return cls(load_multiwoz(data_dir, split), MultiWozDB(data_dir / "db"), inverted_train_times)
-
-    def venues(self, domain: str, constraints: Mapping[str, str]) -> frozenset[str]:
-        """Names of matching venues (train ids for trains); names themselves never constrain, as there."""
-        constraints = {slot: value for slot, value in constraints.items() if slot != "name"}
-        key = (domain, tuple(sorted(constraints.items())))
-        if key not in self._cache:
-            self._cache[key] = self._query(domain, constraints)
-        return self._cache[key]
-
-    def _query(self, domain: str, constraints: dict[str, str]) -> frozenset[str]:
-        if not self.inverted_train_times or domain != "train":
-            return frozenset(row["id" if domain == "train" else "name"] for row in self._db.query(domain, constraints))
-        limits = {slot: _minutes(constraints.pop(slot)) for slot in _TIME_SLOTS if slot in constraints}
-        if None in limits.values():
-            return frozenset()  # an unreadable time matched nothing there
-        found = set()
-        for row in self._db.query(domain, constraints):
-            leave, arrive = _minutes(row["leave"]), _minutes(row["arrive"])
-            if "leave" in limits and leave is not None and limits["leave"] < leave:
-                continue
-            if "arrive" in limits and arrive is not None and limits["arrive"] > arrive:
-                continue
-            found.add(row["id"])
-        return frozenset(found)
+        dialogues = load_multiwoz(data_dir, split)
+        return cls(dialogues, MultiWozDB(data_dir / "db"), variant, read_records(data_dir, split))
 
     def evaluate(self, predictions: Predictions, source: str | Path = "<predictions>", db_state: DbState = "gold") -> LegacyResult:
-        turn_counts = {d: len(dialogue.turns) for d, dialogue in self.dialogues.items()}
-        coverage = check_coverage(predictions, turn_counts, source)
+        coverage = check_coverage(predictions, {d: len(gold.responses) for d, gold in self.gold.items()}, source)
         informed = succeeded = 0
-        pairs = []
+        hypotheses: list[tuple[tuple[str, int], str]] = []
         for dialogue_id, turns in predictions.items():
-            dialogue = self.dialogues[dialogue_id]
-            pairs += [(normalize_text(t.response), ref.system_delex) for t, ref in zip(turns, dialogue.turns)]
-            if db_state == "generated":
-                states = [t.state or {} for t in turns]
-            else:
-                states = [ref.belief_state for ref in dialogue.turns]
-            inform, success = self._dialogue(self.goals[dialogue_id], dialogue, [t.response for t in turns], states)
+            gold = self.gold[dialogue_id]
+            responses = [clean_text(normalize_text(ubar_placeholders(turn.response))) for turn in turns]
+            hypotheses += (((dialogue_id, turn), text) for turn, text in enumerate(responses))
+            states = gold.states if db_state == "gold" else self._generated_states(turns, source, dialogue_id)
+            inform, success = self._dialogue(gold, responses, states)
             informed += inform
             succeeded += success
         count = max(len(predictions), 1)
         return LegacyResult(
             inform=100 * informed / count,
             success=100 * succeeded / count,
-            bleu=legacy_bleu(pairs),
+            bleu=self._bleu.score(hypotheses),
             coverage=coverage,
             db_state=db_state,
-            inverted_train_times=self.inverted_train_times,
+            variant=self.variant,
         )
 
-    def _dialogue(
-        self, goal: Mapping[str, DomainGoal], dialogue: Dialogue, responses: Sequence[str], states: Sequence[BeliefState]
-    ) -> tuple[bool, bool]:
-        offered: dict[str, frozenset[str]] = {d: frozenset() for d in goal}
-        provided: dict[str, set[str]] = {d: set() for d in goal}
-        for index in range(1, len(responses)):  # the first turn is skipped there
-            response, reference = normalize_response(responses[index]), dialogue.turns[index]
-            for domain in goal:
-                if domain not in reference.active_domains:
+    def _dialogue(self, gold: GoldDialogue, responses: Sequence[str], states: Sequence[UbarState]) -> tuple[bool, bool]:
+        """UBAR's ``_evaluateGeneratedDialogue`` (hard match and success)."""
+        offered: dict[str, tuple[str, ...]] = {domain: () for domain in gold.goal}
+        provided: dict[str, set[str]] = {domain: set() for domain in gold.goal}
+        for index in range(1 if self.variant == "mttod" else 0, len(responses)):
+            response = responses[index]
+            for domain in gold.goal:
+                if self.variant == "ubar" and domain not in gold.domains[index]:
                     continue
-                if ("NAME" in response or "TRAINID" in response) and domain in SEARCHABLE_DOMAINS:
-                    state = states[index].get(domain)
-                    found = self.venues(domain, state) if state else frozenset()
-                    if found and (not offered[domain] or not found <= offered[domain]):
-                        offered[domain] = found
-                for request in ("PHONE", "ADDRESS", "POST", "TRAINID"):
-                    if request in response:
-                        provided[domain].add(request)
-                if "REFERENCE" in response and reference.booked_domains:
-                    provided[domain].add("REFERENCE")
+                if domain in VENUE_DOMAINS and ("[value_name]" in response or "[value_id]" in response):
+                    offered[domain] = self._offer(domain, offered[domain], states[index])
+                for slot in REQUESTABLE:
+                    if f"[value_{slot}]" in response and (slot != "reference" or gold.booking[index]):
+                        provided[domain].add(slot)
         inform = True
-        for domain, part in goal.items():
-            if "name" in part.informable or domain in ALWAYS_MATCHED:
+        for domain, goal in gold.goal.items():
+            if "name" in goal.informable or domain not in VENUE_DOMAINS:
                 continue
-            if domain == "train" and not offered[domain] and "TRAINID" not in part.requests:
+            if domain == "train" and not offered[domain] and "id" not in goal.requestable:
                 continue
-            inform &= bool(offered[domain] & self.venues(domain, part.informable))
-        success = inform and all(part.requests <= provided[domain] for domain, part in goal.items())
+            inform &= bool(set(offered[domain]) & set(self.db.venues(domain, goal.informable)))
+        success = inform and all(goal.requestable <= provided[domain] for domain, goal in gold.goal.items())
         return inform, success
+
+    def _offer(self, domain: str, offered: tuple[str, ...], state: UbarState) -> tuple[str, ...]:
+        """Venues on offer after a turn that names one: the new query's, when it brings one not offered yet."""
+        venues = self.db.venues(domain, state[domain]) if state.get(domain) else ()
+        return venues if venues and any(venue not in offered for venue in venues) else offered
+
+    def _generated_states(self, turns: Sequence[PredictedTurn], source: str | Path, dialogue_id: str) -> list[UbarState]:
+        states = []
+        for index, turn in enumerate(turns):
+            if turn.state is None:
+                raise PredictionError(source, "db_state='generated' needs a predicted 'state' in every turn", dialogue_id, index)
+            states.append(reparse(clean_state(turn.state, keep=self.db.spelled)))
+        return states

@@ -110,7 +110,7 @@ def evaluation_goal(goal: Mapping[str, Goal]) -> dict[str, DomainGoal]:
     return converted
 
 
-def _without_dontcare(state: BeliefState) -> BeliefState:
+def standard_gold_state(state: BeliefState) -> BeliefState:
     """The gold state as the standard evaluator holds it: no "dontcare" slots, no empty domains."""
     kept = {domain: {s: v for s, v in slots.items() if v != DONTCARE} for domain, slots in state.items()}
     return normalize_state({domain: slots for domain, slots in kept.items() if slots})
@@ -119,7 +119,7 @@ def _without_dontcare(state: BeliefState) -> BeliefState:
 def reference_dialogue(dialogue: Dialogue) -> ReferenceDialogue:
     return ReferenceDialogue(
         goal=evaluation_goal(dialogue.goal),
-        states=[_without_dontcare(turn.belief_state) for turn in dialogue.turns],
+        states=[standard_gold_state(turn.belief_state) for turn in dialogue.turns],
         booked=[frozenset(turn.booked_domains) for turn in dialogue.turns],
         responses=[normalize_response(turn.system_delex) for turn in dialogue.turns],
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from todrl.data.normalize import state_slot_name as canonical_slot
 from todrl.evaluate import moses
 
 _CLASS_MEMBERS: dict[str, tuple[str, ...]] = {
@@ -77,8 +78,6 @@ def unknown_placeholders(text: str) -> set[str]:
 
 
 # ----------------------------------------------------------------------------------------------- states
-
-_SLOT_RENAMES = {"arriveby": "arrive", "leaveat": "leave"}
 
 _NAME_FIXES: dict[str, dict[str, str]] = {
     "restaurant": {
@@ -200,12 +199,6 @@ def canonical_value(slot: str, value: str) -> str:
     if slot in ("parking", "internet") and value == "free":
         return "yes"
     return value
-
-
-def canonical_slot(slot: str) -> str:
-    """``leaveAt``/``leave at`` -> ``leave``, ``arriveBy`` -> ``arrive``, ``price range`` -> ``pricerange``."""
-    slot = slot.lower().replace(" ", "")
-    return _SLOT_RENAMES.get(slot, slot)
 
 
 @lru_cache(maxsize=65536)

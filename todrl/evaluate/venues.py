@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from difflib import SequenceMatcher
 
 from todrl.data.db import MultiWozDB
+from todrl.evaluate.fuzzy import partial_ratio
 from todrl.evaluate.normalization import canonical_value, time_to_minutes
 
 SEARCH_COLUMNS: dict[str, frozenset[str]] = {
@@ -36,23 +36,6 @@ FUZZY_COLUMNS: dict[str, frozenset[str]] = {
 }
 FUZZY_MIN = 90
 DONTCARE_VALUES = frozenset({"dontcare", "not mentioned", "don't care", "dont care", "do n't care", "do not care"})
-
-
-def partial_ratio(first: str, second: str) -> int:
-    """0-100 similarity of the shorter string to its best-aligned window in the longer one."""
-    if first == second:
-        return 100
-    if not first or not second:
-        return 0
-    shorter, longer = sorted((first, second), key=len)
-    best = 0.0
-    for start_short, start_long, _ in SequenceMatcher(None, shorter, longer, autojunk=False).get_matching_blocks():
-        offset = max(start_long - start_short, 0)
-        ratio = SequenceMatcher(None, shorter, longer[offset : offset + len(shorter)], autojunk=False).ratio()
-        if ratio > 0.995:
-            return 100
-        best = max(best, ratio)
-    return round(100 * best)
 
 
 def _could_match(cell: Counter[str], value: Counter[str], shorter: int) -> bool:

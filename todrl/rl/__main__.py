@@ -6,7 +6,8 @@ import sys
 
 from todrl.config import parse_config
 from todrl.models import ModelLoadError
-from todrl.rl.trainer import RLConfig, train
+from todrl.rl.config import RLConfig
+from todrl.rl.trainer import train
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,7 +12,6 @@ import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from accelerate import Accelerator
@@ -21,16 +20,11 @@ from todrl.adapters import apply_adapter
 from todrl.checkpoint import save_checkpoint
 from todrl.data.records import Dialogue
 from todrl.format import Example, build_examples
-from todrl.models import load_merged, load_policy
+from todrl.models import link_base, load_merged, load_policy
+from todrl.rl.config import DEFAULT_SFT, RLConfig
 from todrl.rl.nlpo import MaskPolicy
 from todrl.rl.reference import Reference
 from todrl.rl.value import ActorCritic, ValueHead, hidden_size_of
-
-if TYPE_CHECKING:
-    from todrl.rl.trainer import RLConfig
-
-DEFAULT_SFT = "runs/sft/default"
-"""Where `python -m todrl.sft` with no arguments writes, and so where RL looks by default."""
 
 
 def sft_checkpoint(name: str) -> str:
@@ -78,8 +72,7 @@ def build_policy(cfg: RLConfig, out: Path, total_steps: int, accelerator: Accele
         critic_adapter = cfg.adapter if cfg.adapter.type in ("full", "lora") else dataclasses.replace(cfg.adapter, type="lora")
         value_model = apply_adapter(copy.deepcopy(model), critic_adapter, total_steps)
     policy = apply_adapter(model, cfg.adapter, total_steps)
-    for peft_config in getattr(policy, "peft_config", {}).values():
-        peft_config.base_model_name_or_path = str(base_dir.resolve())
+    link_base(policy, base_dir, out / "last")  # best/ sits beside last/ too
     return policy, tokenizer, value_model
 
 

@@ -1,9 +1,10 @@
-"""KL penalty coefficients: a fixed beta, or the adaptive one of Ziegler et al. (2019).
+"""KL penalty coefficients: a fixed one, or the adaptive one of Ziegler et al. (2019).
 
-Seed 004 (Eq. 6-7) adapts beta after every batch of rollouts:
+Seed 004 writes the coefficient β (Eq. 5), as it writes the penalty of Eq. 3;
+here it is `kl_coef` throughout. Eq. 6-7 adapt it after every batch of rollouts:
 ``e_t = clip((KL - KL_target) / KL_target, -0.2, 0.2)`` and
-``beta_{t+1} = beta_t * (1 + K_beta * e_t)``, with beta_0 = 0.01 and K_beta = 0.2.
-The state is saved with checkpoints so that a resumed run keeps its beta.
+``β_{t+1} = β_t * (1 + K_β * e_t)``, with β_0 = 0.01 and K_β = 0.2.
+The state is saved with checkpoints so that a resumed run keeps its coefficient.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ from dataclasses import asdict, dataclass, fields
 
 @dataclass
 class FixedKL:
-    """A constant beta: the KL penalty never adapts."""
+    """A constant coefficient: the KL penalty never adapts."""
 
-    beta: float = 0.01
+    kl_coef: float = 0.01
 
     def __post_init__(self) -> None:
-        if self.beta < 0:
-            raise ValueError(f"KL beta must be >= 0, got {self.beta}")
+        if self.kl_coef < 0:
+            raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}")
 
     def update(self, kl: float) -> float:
-        return self.beta
+        return self.kl_coef
 
     def state_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -38,11 +39,11 @@ class FixedKL:
 
 @dataclass
 class AdaptiveKL(FixedKL):
-    """Beta grows when the policy drifts past ``target`` nats of KL and shrinks below it."""
+    """The coefficient grows when the policy drifts past ``target`` nats of KL and shrinks below it."""
 
     target: float = 1.0
     rate: float = 0.2
-    """K_beta; the proportional error is clipped to +-0.2, so beta moves at most 4% per update at 0.2."""
+    """K_β; the proportional error is clipped to +-0.2, so the coefficient moves at most 4% per update at 0.2."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -51,10 +52,10 @@ class AdaptiveKL(FixedKL):
 
     def update(self, kl: float) -> float:
         error = min(max((kl - self.target) / self.target, -0.2), 0.2)
-        self.beta *= 1.0 + self.rate * error
-        return self.beta
+        self.kl_coef *= 1.0 + self.rate * error
+        return self.kl_coef
 
 
-def kl_controller(beta: float, target: float | None, rate: float = 0.2) -> FixedKL:
-    """An adaptive controller when a target KL is given, else a fixed beta."""
-    return FixedKL(beta) if target is None else AdaptiveKL(beta=beta, target=target, rate=rate)
+def kl_controller(kl_coef: float, target: float | None, rate: float = 0.2) -> FixedKL:
+    """An adaptive controller when a target KL is given, else a fixed coefficient."""
+    return FixedKL(kl_coef) if target is None else AdaptiveKL(kl_coef=kl_coef, target=target, rate=rate)

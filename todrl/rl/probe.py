@@ -11,7 +11,7 @@ import torch
 from todrl.config import parse_config
 from todrl.data.records import Dialogue
 from todrl.rl.build import contexts
-from todrl.rl.trainer import RLConfig
+from todrl.rl.config import RLConfig
 
 
 def probe_parser(doc: str, checkpoints: str = "+") -> argparse.ArgumentParser:

@@ -64,7 +64,7 @@ class StepDecoder:
                     last_tokens = torch.full((self.query.shape[0],), start, dtype=torch.long, device=self.query.device)
                 out = self.model(
                     encoder_outputs=self.encoder_outputs, attention_mask=self.query_mask, decoder_input_ids=last_tokens[:, None],
-                    past_key_values=self.cache, use_cache=True, output_hidden_states=self.keep_hidden,
+                    cache=self.cache, use_cache=True, output_hidden_states=self.keep_hidden,
                 )
             elif last_tokens is None:
                 out = self.model(input_ids=self.query, attention_mask=self.query_mask, position_ids=position_ids(self.query_mask),
@@ -72,10 +72,10 @@ class StepDecoder:
             else:
                 self.attention_mask = torch.cat([self.attention_mask, torch.ones_like(last_tokens[:, None])], dim=1)
                 out = self.model(input_ids=last_tokens[:, None], attention_mask=self.attention_mask,
-                                 position_ids=self.next_position, past_key_values=self.cache, use_cache=True,
+                                 position_ids=self.next_position, cache=self.cache, use_cache=True,
                                  output_hidden_states=self.keep_hidden)
                 self.next_position = self.next_position + 1
-        self.cache = out.past_key_values
+        self.cache = out.cache
         if self.keep_hidden:
             states = out.decoder_hidden_states if self.seq2seq else out.hidden_states
             self.last_hidden = states[-1][:, -1]

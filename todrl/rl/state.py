@@ -1,24 +1,20 @@
-"""RL checkpoints: a loadable policy directory plus what `--resume` needs to continue exactly.
+"""What an RL checkpoint adds for `--resume` to continue exactly.
 
-The directory is a plain `save_pretrained` checkpoint (only the trainable
-adapter, never NLPO's mask snapshot), so the evaluator and PEFT load it
-without todrl.  The training file adds the optimizer, the trainable tensors
-(value head included), the mask snapshot, the KL controller and AdaLoRA's
-importance estimates.
+The directory itself is written by `todrl.checkpoint.save_checkpoint`, a
+plain `save_pretrained` checkpoint that the evaluator and PEFT load without
+todrl.  Its training file adds the optimizer, the trainable tensors (value
+head included), the mask snapshot, the KL controller and AdaLoRA's importance
+estimates, gathered and restored here.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from peft import PeftModel
 from peft.tuners.adalora import AdaLoraModel
 from torch import nn
-
-from todrl.checkpoint import OPTIMIZER_FILE, STATE_FILE, atomic_directory
 
 
 def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -60,14 +56,3 @@ def load_allocator_state(policy: nn.Module, state: dict[str, Any] | None) -> Non
     tuner.peft_config[tuner.trainable_adapter_name].rank_pattern = state["rank_pattern"]
     if "generator" in state:
         allocator.generator.set_state(state["generator"])
-
-
-def save_rl_checkpoint(target: Path, policy: nn.Module, tokenizer, state: dict[str, Any], training: dict[str, Any]) -> None:
-    with atomic_directory(target) as scratch:
-        if isinstance(policy, PeftModel):
-            policy.save_pretrained(scratch, selected_adapters=[policy.active_adapter])
-        else:
-            policy.save_pretrained(scratch)
-        tokenizer.save_pretrained(scratch)
-        (scratch / STATE_FILE).write_text(json.dumps(state, indent=2, default=str))
-        torch.save(training, scratch / OPTIMIZER_FILE)

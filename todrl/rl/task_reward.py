@@ -9,22 +9,26 @@ seq2seq and a causal policy alike.  End-of-sequence and padding add no text.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import dataclasses
+from dataclasses import dataclass
 
 import torch
-from rewards import Gold, batch_token_rewards, parse_target, response_slots
+from rewards import Gold, RewardConfig, Vocabulary, batch_token_rewards, parse_target, reward_parts, token_pieces
+from rewards.gold import offered_in
 from torch import Tensor
 
 from todrl.format import Example
 
-REWARDS = ("tod", "understanding", "generation", "none")
-MODES = ("delta", "cumulative")
 
-
-def gold_of(example: Example, offer_slots: Sequence[str] = ()) -> Gold:
-    """The turn's gold; `offer_slots` that the gold response's placeholders give become its offered slots."""
-    offered = set(offer_slots) & response_slots(parse_target(example.target).response) if offer_slots else set()
+def gold_of(example: Example, config: RewardConfig) -> Gold:
+    """The turn's gold; the `config.offer_slots` that its gold response gives become its offered slots."""
     return Gold(example.belief_state, example.requested, where=f"{example.dialogue_id} turn {example.turn}",
-                offered=offered)
+                offered=offered_in(config.offer_slots, example.target))
+
+
+def judged_by(config: RewardConfig) -> RewardConfig:
+    """The reward a run's generations are scored and selected by: its own, or Rtod for the control run."""
+    return dataclasses.replace(config, type="tod") if config.type == "none" else config
 
 
 def response_pieces(tokenizer, response: Tensor, response_mask: Tensor) -> list[list[str]]:
@@ -38,32 +42,44 @@ def response_pieces(tokenizer, response: Tensor, response_mask: Tensor) -> list[
     return pieces
 
 
-def task_rewards(
-    tokenizer,
-    response: Tensor,
-    response_mask: Tensor,
-    golds: Sequence[Gold],
-    reward: str,
-    mode: str,
-    **options: float | bool,
-) -> tuple[Tensor, Tensor]:
-    """Per-token task rewards ``[batch, steps]`` and each generation's final reward ``[batch]``.
+@dataclass
+class TaskRewards:
+    per_token: Tensor
+    """[batch, steps]: what each token earned."""
+    final: Tensor
+    """[batch]: each generation's reward."""
+    parts: dict[str, Tensor]
+    """Ru, Rg and Rtod of each generation ([batch] each), logged whichever reward is trained."""
 
-    ``reward="none"`` gives zeros: with only the KL penalty left, RL keeps the
-    SFT policy (the ablation that isolates what the task reward adds).
-    `options` are the reward's alpha, beta, symmetric, request_spans and request_weight.
+
+def task_rewards(tokenizer, response: Tensor, response_mask: Tensor, golds: Sequence[Gold], config: RewardConfig,
+                 mode: str, vocabulary: Vocabulary) -> TaskRewards:
+    """Per-token task rewards of a batch of generations.
+
+    ``config.type == "none"`` gives zeros: with only the KL penalty left, RL
+    keeps the SFT policy (the ablation that isolates what the task reward adds).
     """
-    if reward not in REWARDS:
-        raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
-    if mode not in MODES:
-        raise ValueError(f"reward mode must be one of {', '.join(MODES)}, got {mode!r}")
+    pieces = response_pieces(tokenizer, response, response_mask)
     per_token = torch.zeros(response.shape, dtype=torch.float32)
     final = torch.zeros(response.shape[0], dtype=torch.float32)
-    if reward != "none":
-        pieces = response_pieces(tokenizer, response, response_mask)
-        rows = batch_token_rewards(pieces, golds, mode=mode, reward=reward, **options)
+    if config.type != "none":
+        rows = batch_token_rewards(pieces, golds, mode, config=config, vocabulary=vocabulary)
         for index, row in enumerate(rows):
             if row:
                 per_token[index, : len(row)] = torch.tensor(row)
                 final[index] = sum(row) if mode == "delta" else row[-1]
-    return per_token.to(response.device), final.to(response.device)
+    parts = [reward_parts("".join(token_pieces(p)), gold, config, vocabulary) for p, gold in zip(pieces, golds)]
+    stacked = {name: torch.tensor([part[name] for part in parts]) for name in ("understanding", "generation", "tod")}
+    return TaskRewards(per_token.to(response.device), final.to(response.device), stacked)
+
+
+def check_gold_states(examples: Sequence[Example], vocabulary: Vocabulary, where: str) -> None:
+    """Stop before training when the span grammar cannot read the gold states back (Ru would be 0 everywhere)."""
+    gold = sum(len(pairs) for e in examples for pairs in e.belief_state.values())
+    read = sum(len(pairs) for e in examples for pairs in parse_target(e.target, vocabulary).belief_state.values())
+    if gold and read < gold / 2:
+        raise ValueError(
+            f"{where}: the span grammar reads {read} of the {gold} belief pairs of the gold targets back; the slot "
+            "vocabulary does not fit this corpus (pass the reader's todrl.data.span_vocabulary), so the "
+            "understanding reward would be 0"
+        )

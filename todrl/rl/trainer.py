@@ -21,153 +21,35 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from rewards.core import REQUEST_SPANS
+from rewards import Vocabulary
 from tqdm.auto import tqdm
 
-from todrl.adapters import AdapterConfig, after_optimizer_step, orthogonality_loss
+from todrl.adapters import after_optimizer_step, orthogonality_loss
 from todrl.batching import encode_target, pad_rows
-from todrl.checkpoint import load_state
+from todrl.checkpoint import load_state, save_checkpoint
 from todrl.config import save_config
-from todrl.data.splits import DataConfig
+from todrl.data import span_vocabulary
 from todrl.format import Example
 from todrl.generation import pad_sources
 from todrl.models import is_seq2seq
-from todrl.rl.build import DEFAULT_SFT, assemble, build_policy, contexts, episode_indices
+from todrl.rl.build import assemble, build_policy, contexts, episode_indices
+from todrl.rl.config import RLConfig
 from todrl.rl.evaluation import DevEvaluation
 from todrl.rl.kl import kl_controller
 from todrl.rl.nlpo import MaskPolicy
 from todrl.rl.ppo import entropy, explained_variance, gae, masked_mean, masked_whiten, policy_loss, token_log_probs, value_loss
 from todrl.rl.reference import Reference
 from todrl.rl.rollout import Rollout, StepDecoder, sample
-from todrl.rl.state import allocator_state, load_allocator_state, load_trainable_state, save_rl_checkpoint, trainable_state
-from todrl.rl.task_reward import MODES, REWARDS, gold_of, task_rewards
+from todrl.rl.state import allocator_state, load_allocator_state, load_trainable_state, trainable_state
+from todrl.rl.task_reward import check_gold_states, gold_of, task_rewards
 from todrl.rl.value import ActorCritic
 from todrl.summary import Stopwatch
-
-
-@dataclass
-class RLConfig(DataConfig):
-    """PPO/NLPO fine-tuning of an SFT policy with token-level TOD rewards and an adaptive KL penalty."""
-
-    model: str = DEFAULT_SFT
-    """SFT run directory (its best/ checkpoint, else last/), a checkpoint directory, or a hub name."""
-    max_contexts: int = 0
-    """Use only the first N training turns as episodes (0 = all)."""
-    eval_dialogues: int = 8
-    """Dev dialogues generated greedily and scored at each evaluation (0 = all)."""
-    output_dir: str = "runs/rl/default"
-
-    algo: str = "nlpo"
-    """ppo | nlpo (PPO sampling within the top-p set of a periodically re-synced mask policy)."""
-    reward: str = "tod"
-    """tod | understanding | generation | none (no task reward: the KL penalty and any SFT term alone, the control)."""
-    reward_mode: str = "delta"
-    """delta: each token earns the change of the prefix reward (sums to the final reward); cumulative: the prefix reward."""
-    alpha: float = 1.0
-    """Penalty sensitivity of the understanding reward (Eq. 2)."""
-    beta: float = 1.0
-    """Penalty sensitivity of the generation reward (Eq. 3)."""
-    symmetric: bool = False
-    """Also charge generated slot-values and requested slots that are not in the gold turn. The penalty as printed
-    counts only what is missing, so over-generating costs nothing and a long run can drift there."""
-    request_spans: str = "either"
-    """Where a requested slot earns the generation reward: either span, each of act and response (averaged: seed
-    004 scores both generation tasks with Eq. 3), or the response only. With "either", naming a slot in the act
-    satisfies the request even when the response never gives it, which is what Success checks."""
-    request_weight: float = 1.0
-    """Weight of one requested slot against one belief pair in Rtod (1 = Eq. 4 as printed)."""
-    offer_slots: list[str] = field(default_factory=list)
-    """Slots that earn the generation reward like requested ones wherever the gold response gives them unasked
-    (empty = Eq. 3 as printed). On MultiWOZ, [name, id, reference]: Inform counts a venue only once a response
-    names it, Success wants the booking's reference, and users seldom ask for either."""
-    kl_coef: float = 0.01
-    """beta_0 of the KL penalty (Eq. 5); seed 004 uses 0.01."""
-    kl_target: float | None = 1.0
-    """Target KL per episode (nats, summed over tokens) of the adaptive beta (Eq. 6-7); None keeps beta fixed."""
-    kl_rate: float = 0.2
-    """K_beta of Eq. 7."""
-
-    episodes: int = 512
-    """Episodes (dataset turns) to roll out in total, over all processes."""
-    batch_size: int = 8
-    """Episodes per iteration and process."""
-    minibatch_size: int = 4
-    ppo_epochs: int = 5
-    lr: float = 3e-4
-    gamma: float = 0.99
-    lam: float = 0.95
-    clip_range: float = 0.2
-    clip_range_vf: float | None = 0.2
-    """Clip of the value update around the rollout's values; None = plain squared error."""
-    vf_coef: float = 0.5
-    ent_coef: float = 0.0
-    max_grad_norm: float = 1.0
-    norm_adv: bool = True
-    """Whiten advantages over each batch's real tokens."""
-    target_kl: float | None = None
-    """Stop an iteration's PPO epochs once the approximate KL to the rollout policy exceeds this (None = never)."""
-    top_k: int = 50
-    """Sampling keeps the k most likely tokens (0 = all)."""
-    top_p: float = 0.9
-    """NLPO: the mask policy's top-p set that the policy may sample from."""
-    mask_sync_every: int = 5
-    """NLPO: copy the current policy into the mask policy every N iterations."""
-    max_source_length: int = 256
-    max_new_tokens: int = 160
-    sft_coef: float = 0.0
-    """Weight of the SFT loss (cross-entropy of the episodes' gold targets) added to the PPO loss, as in
-    InstructGPT's PPO-ptx. The KL penalty holds the policy near SFT along its own samples; this term holds the
-    likelihood of the gold turns that SFT was fitted to, which any step away from the SFT optimum lowers."""
-    value_model: str = "head"
-    """head: a linear critic on the policy's hidden states; separate: a second model (another copy of the weights)."""
-    adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(type="lora"))
-    """Trainable parameters: lora | adalora | sucg (the reference and mask policy then cost no model copy) or full."""
-    eval_every: int = 10
-    """Evaluate (and save best/) every N iterations; 0 = only at the end."""
-    save_every: int = 10
-    """Save last/ every N iterations (and at the end)."""
-    seed: int = 42
-    resume: bool = False
-    """Continue from output_dir/last."""
-
-    def __post_init__(self) -> None:
-        choices = {"algo": ("ppo", "nlpo"), "reward": REWARDS, "reward_mode": MODES, "value_model": ("head", "separate"),
-                   "request_spans": REQUEST_SPANS}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        positive = ("episodes", "batch_size", "minibatch_size", "ppo_epochs", "mask_sync_every", "max_new_tokens")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.minibatch_size > self.batch_size:
-            raise ValueError(f"minibatch_size ({self.minibatch_size}) must not exceed batch_size ({self.batch_size})")
-        if not (math.isfinite(self.sft_coef) and self.sft_coef >= 0.0):
-            raise ValueError(f"sft_coef must be a finite number >= 0, got {self.sft_coef}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.lam <= 1.0):
-            raise ValueError(f"gamma and lam must be in [0, 1], got {self.gamma}, {self.lam}")
-        if self.target_kl is not None and self.adapter.type in ("adalora", "sucg"):
-            raise ValueError(
-                "target_kl (early stop of the PPO epochs) makes the number of optimizer steps unknown in advance, "
-                f"but {self.adapter.type}'s rank schedule is laid out over it; use adapter lora or full, or target_kl None"
-            )
-
-    @property
-    def reward_options(self) -> dict[str, float | bool | str]:
-        return {"alpha": self.alpha, "beta": self.beta, "symmetric": self.symmetric, "request_spans": self.request_spans,
-                "request_weight": self.request_weight}
-
-    @property
-    def minibatches(self) -> int:
-        return math.ceil(self.batch_size / self.minibatch_size)
 
 
 class Timings:
@@ -193,7 +75,8 @@ class Timings:
 
 
 def collect(agent: ActorCritic, reference: Reference, mask_policy: MaskPolicy | None, tokenizer, examples: list[Example],
-            cfg: RLConfig, beta: float, generator: torch.Generator, timings: Timings) -> tuple[Rollout, dict[str, float]]:
+            cfg: RLConfig, vocabulary: Vocabulary, kl_coef: float, generator: torch.Generator,
+            timings: Timings) -> tuple[Rollout, dict[str, float]]:
     """Sample one batch of episodes and turn it into PPO's training tensors."""
     policy = agent.policy
     device = next(policy.parameters()).device
@@ -210,15 +93,15 @@ def collect(agent: ActorCritic, reference: Reference, mask_policy: MaskPolicy | 
     with timings("values"), torch.no_grad():
         values = agent.values(query, query_mask, response, mask) if samples.hidden is None else agent.value_head(samples.hidden)
     with timings("reward"):
-        task, final = task_rewards(tokenizer, response, mask, [gold_of(e, cfg.offer_slots) for e in examples],
-                                   cfg.reward, cfg.reward_mode, **cfg.reward_options)
+        earned = task_rewards(tokenizer, response, mask, [gold_of(e, cfg.reward) for e in examples], cfg.reward,
+                              cfg.reward_mode, vocabulary)
     with timings("reference"):
         ref_logprobs = reference.log_probs(query, query_mask, response, mask)
     with timings("advantages"):
         # The penalty compares the policy's own distribution with the reference: NLPO's renormalization
         # (a constant -log 0.9 per token at p=0.9) would otherwise count as drift before any update.
         kl = (samples.unmasked_logprobs - ref_logprobs) * mask
-        rewards = (task - beta * kl) * mask
+        rewards = (earned.per_token - kl_coef * kl) * mask
         advantages, returns = gae(rewards, values, mask, cfg.gamma, cfg.lam)
         if cfg.norm_adv:
             advantages = masked_whiten(advantages, mask)
@@ -226,11 +109,14 @@ def collect(agent: ActorCritic, reference: Reference, mask_policy: MaskPolicy | 
     if cfg.sft_coef > 0:
         rollout.target, rollout.target_mask = gold_targets(tokenizer, examples, cfg.max_new_tokens, device)
     stats = {
-        "env/task_reward": final.mean().item(),
+        "env/task_reward": earned.final.mean().item(),
+        "env/reward_understanding": earned.parts["understanding"].mean().item(),
+        "env/reward_generation": earned.parts["generation"].mean().item(),
+        "env/reward_tod": earned.parts["tod"].mean().item(),
         "env/shaped_return": rewards.sum(-1).mean().item(),
         "env/response_length": mask.sum(-1).float().mean().item(),
         "objective/kl": kl.sum(-1).mean().item(),
-        "objective/kl_coef": beta,
+        "objective/kl_coef": kl_coef,
         "ppo/explained_variance": explained_variance(values, returns, mask).item(),
     }
     if action_mask is not None:
@@ -342,7 +228,9 @@ def train(cfg: RLConfig) -> dict:
     accelerator = Accelerator(log_with="tensorboard", project_dir=str(out))
     processes, rank = accelerator.num_processes, accelerator.process_index
     train_examples, dev_dialogues = contexts(cfg)
-    evaluate = DevEvaluation.of_run(cfg, dev_dialogues, cfg.batch_size * 4)
+    vocabulary = span_vocabulary(cfg.dataset, cfg.data_dir)
+    check_gold_states(train_examples, vocabulary, f"{cfg.dataset} split {cfg.train_split!r}")
+    evaluate = DevEvaluation.of_run(cfg, dev_dialogues, cfg.batch_size * 4, vocabulary)
     iterations = math.ceil(cfg.episodes / (cfg.batch_size * processes))
     total_steps = iterations * cfg.ppo_epochs * cfg.minibatches
 
@@ -379,7 +267,7 @@ def train(cfg: RLConfig) -> dict:
             training = {"trainable": trainable_state(accelerator.unwrap_model(agent)), "optimizer": optimizer.state_dict(),
                         "kl": kl_ctl.state_dict(), "allocator": allocator_state(policy),
                         "mask": mask_policy.state_dict() if mask_policy is not None else None}
-            save_rl_checkpoint(out / name, policy, tokenizer, {**state, "config": asdict(cfg)}, training)
+            save_checkpoint(out / name, policy, tokenizer, {**state, "config": asdict(cfg)}, training)
         accelerator.wait_for_everyone()
 
     def run_evaluation() -> dict[str, float]:
@@ -414,7 +302,8 @@ def train(cfg: RLConfig) -> dict:
         sampling = torch.Generator(device=accelerator.device).manual_seed(seed)
         chosen = episode_indices(iteration, len(train_examples), cfg.batch_size, processes, rank, cfg.seed)
         rollout, stats = collect(accelerator.unwrap_model(agent), reference, mask_policy, tokenizer,
-                                 [train_examples[i] for i in chosen], cfg, kl_ctl.beta, sampling, timings)
+                                 [train_examples[i] for i in chosen], cfg, vocabulary, kl_ctl.kl_coef, sampling,
+                                 timings)
         with timings("update"):
             first_slot = iteration * cfg.ppo_epochs * cfg.minibatches
             shuffling = torch.Generator().manual_seed(seed)
@@ -431,7 +320,7 @@ def train(cfg: RLConfig) -> dict:
         accelerator.log(stats, step=state["iteration"])
         progress.update(1)
         progress.set_postfix(reward=f"{stats['env/task_reward']:.3f}", kl=f"{stats['objective/kl']:.3f}",
-                             beta=f"{kl_ctl.beta:.4f}")
+                             kl_coef=f"{kl_ctl.kl_coef:.4f}")
         if (cfg.eval_every and state["iteration"] % cfg.eval_every == 0) or state["iteration"] == iterations:
             stats.update(run_evaluation())
         if accelerator.is_main_process:

@@ -1,0 +1,5 @@
+import sys
+
+from todrl.demo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from todrl.serve.app import main
+
+sys.exit(main())
