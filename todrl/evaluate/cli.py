@@ -36,13 +36,14 @@ from todrl.evaluate.sgd import FUZZY_MATCHERS
 from todrl.evaluate.sgd_format import write_prediction_dir
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m todrl.evaluate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m todrl.evaluate", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", type=Path, help="predictions file in the standard format")
     source.add_argument("--checkpoint", type=Path, help="model directory: generate the split, then score it")
-    parser.add_argument("--dataset", choices=DATASETS, default="multiwoz21")
-    parser.add_argument("--data-dir", type=Path, help="corpus folder (default: $TODRL_DATA/<corpus> or ../shared/data/<corpus>)")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--dataset", choices=DATASETS, default="multiwoz21", help="corpus whose split is scored")
+    parser.add_argument("--data-dir", type=Path, help="corpus folder; none = $TODRL_DATA/<corpus>, else ../shared/data/<corpus>")
+    parser.add_argument("--split", default="test", help="split the predictions are for")
     parser.add_argument("--evaluator", choices=("standard", "legacy"), default="standard", help="MultiWOZ only")
     parser.add_argument(
         "--incar-metric", choices=INCAR_METRICS, default="labes",
@@ -67,8 +68,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="SGD: fuzzywuzzy's matcher to imitate: difflib (as the official requirements.txt installs it) "
              "or levenshtein (with python-Levenshtein)",
     )
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--batch-size", type=int, default=32, help="checkpoint mode: turns decoded together")
+    parser.add_argument("--max-new-tokens", type=int, default=160, help="checkpoint mode: greedy decoding length cap")
     parser.add_argument("--limit", type=int, help="checkpoint mode: only the first N dialogues (smoke tests)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     return parse_args_with_config(parser, argv)
