@@ -58,3 +58,10 @@ def test_unknown_model_names_fail_with_a_clear_message(monkeypatch, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match="not a loadable model directory"):
         load_policy(tmp_path / "empty")
+
+
+def test_saving_a_checkpoint_prints_no_progress_bar_of_its_own(tmp_path, capfd):
+    model, tokenizer = build_tiny("tiny", ["a b c"] * 4, [], vocab_size=60)
+    save_checkpoint(tmp_path / "last", model, tokenizer, {"step": 1})
+    assert "Writing model shards" not in capfd.readouterr().err
+    assert load_state(tmp_path / "last")[0] == {"step": 1}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from rewards import Gold, RewardConfig, reward_parts, tod_reward
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from todrl.models import build_tiny
+from todrl.models import build_tiny, is_seq2seq
 from todrl.rl.ppo import token_log_probs
 from todrl.rl.rollout import StepDecoder, sample, score, top_k_filter
 from todrl.format import Example
@@ -184,3 +185,12 @@ def test_sgd_gold_targets_earn_the_understanding_reward_with_the_readers_vocabul
     config = RewardConfig(type="understanding")
     assert all(reward_parts(e.target, gold_of(e, config), config, vocabulary)["understanding"] == 1.0 for e in examples)
     assert sum(reward_parts(e.target, gold_of(e, config), config)["understanding"] for e in examples) < len(examples) / 2
+
+
+def test_sampling_uses_no_deprecated_cache_argument(tiny):
+    model, tokenizer = tiny
+    query, mask = queries(tokenizer, left=not is_seq2seq(model))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sample(StepDecoder(model, query, mask), 6, tokenizer.eos_token_id, tokenizer.pad_token_id, top_k=5)
+    assert not [w for w in caught if "past_key_values" in str(w.message)], [str(w.message) for w in caught]
