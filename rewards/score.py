@@ -126,13 +126,18 @@ def token_rewards(tokens: Tokens, gold: GoldLike, mode: str = "delta", *, config
     >>> token_rewards(["<sos_b>", "▁[taxi]", "▁leave", "▁17:15", "▁<eos_b>"], gold, mode="cumulative")
     [0.0, 0.0, 0.0, 0.0, 1.0]
     """
+    return token_rewards_and_parts(tokens, gold, mode, config=config, vocabulary=vocabulary)[0]
+
+
+def token_rewards_and_parts(tokens: Tokens, gold: GoldLike, mode: str = "delta", *, config: RewardConfig | None = None,
+                            vocabulary: VocabularyLike = None) -> tuple[list[float], dict[str, float]]:
+    """`token_rewards` and the generation's Ru, Rg and Rtod (`reward_parts`) from the same single reading."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     tracker = RewardTracker(as_gold(gold), config or DEFAULT_CONFIG, vocabulary)
     cumulative = [tracker.step(piece) for piece in token_pieces(tokens)]
-    if mode == "cumulative":
-        return cumulative
-    return [after - before for before, after in zip([0.0, *cumulative], cumulative)]
+    rewards = cumulative if mode == "cumulative" else [after - before for before, after in zip([0.0, *cumulative], cumulative)]
+    return rewards, _parts(tracker)
 
 
 def batch_token_rewards(batch: Sequence[Tokens], golds: Sequence[GoldLike], mode: str = "delta", *,
@@ -153,4 +158,8 @@ def reward_parts(generation: str, gold: GoldLike, config: RewardConfig | None = 
     """Ru, Rg and Rtod of one generation from one reading: which part of the reward moved."""
     tracker = RewardTracker(as_gold(gold), config or DEFAULT_CONFIG, vocabulary)
     tracker.feed(generation)
+    return _parts(tracker)
+
+
+def _parts(tracker: RewardTracker) -> dict[str, float]:
     return {name: REWARD_FUNCTIONS[name](tracker.tally, tracker.config) for name in ("understanding", "generation", "tod")}

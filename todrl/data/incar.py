@@ -142,13 +142,13 @@ def _read_split(path: Path, split: str) -> tuple[str, list[Any]]:
     split = dev_split_name(split)
     if split not in SPLIT_FILES:
         raise ValueError(f"unknown In-Car split {split!r}: expected one of train, dev (val), test")
-    where, records = _read_json(path, SPLIT_FILES[split])
+    where, records = read_incar_json(path, SPLIT_FILES[split])
     if not isinstance(records, list):
         raise DataError(where, f"expected a list of dialogues, found {type(records).__name__}")
     return where, records
 
 
-def _read_json(source: Path, name: str) -> tuple[str, Any]:
+def read_incar_json(source: Path, name: str) -> tuple[str, Any]:
     """Parse file ``name`` of the release, wherever it lies; returns (where, content)."""
     if source.is_dir():
         if (source / name).is_file():
@@ -171,7 +171,7 @@ def load_incar_entities(path: str | PathLike[str]) -> dict[str, set[str]]:
     Numbers (distances, temperatures) are not listed: the text writes them with
     units. Evaluators that keep to known values, as LABES's Match does, use this.
     """
-    where, entities = _read_json(Path(path), ENTITIES_FILE)
+    where, entities = read_incar_json(Path(path), ENTITIES_FILE)
     if not isinstance(entities, dict):
         raise DataError(where, "expected an object mapping entity types to value lists")
     lexicon: dict[str, set[str]] = {slot: set() for slot in INCAR_VALUE_SLOTS}

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from todrl.data.errors import DataError
-from todrl.data.incar import ENTITIES_FILE, INCAR_DOMAINS, SPLIT_FILES, _read_json
+from todrl.data.incar import ENTITIES_FILE, INCAR_DOMAINS, SPLIT_FILES, read_incar_json
 from todrl.evaluate.incar_text import clean_replace, join_meridiem, labes_words
 
 INFORMABLE: dict[str, tuple[str, ...]] = {
@@ -101,13 +101,13 @@ class LabesKvret:
     @classmethod
     def from_release(cls, path: str | Path) -> LabesKvret:
         """Preprocess the three splits of the official release (a folder or ``kvret_dataset_public.zip``)."""
-        where, entities = _read_json(Path(path), ENTITIES_FILE)
+        where, entities = read_incar_json(Path(path), ENTITIES_FILE)
         if not isinstance(entities, dict) or not all(isinstance(v, list) and v for v in entities.values()):
             raise DataError(where, "expected an object mapping entity types to non-empty value lists")
         corpus = cls(_lower(entities))
         words: Counter[str] = Counter()
         for split, name in SPLIT_FILES.items():
-            where, records = _read_json(Path(path), name)
+            where, records = read_incar_json(Path(path), name)
             if not isinstance(records, list):
                 raise DataError(where, f"expected a list of dialogues, found {type(records).__name__}")
             corpus.splits[split] = {}

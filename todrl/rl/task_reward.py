@@ -13,7 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
-from rewards import Gold, RewardConfig, Vocabulary, batch_token_rewards, parse_target, reward_parts, token_pieces
+from rewards import Gold, RewardConfig, Vocabulary, parse_target
+from rewards.score import token_rewards_and_parts
 from rewards.gold import offered_in
 from torch import Tensor
 
@@ -59,16 +60,15 @@ def task_rewards(tokenizer, response: Tensor, response_mask: Tensor, golds: Sequ
     ``config.type == "none"`` gives zeros: with only the KL penalty left, RL
     keeps the SFT policy (the ablation that isolates what the task reward adds).
     """
-    pieces = response_pieces(tokenizer, response, response_mask)
     per_token = torch.zeros(response.shape, dtype=torch.float32)
     final = torch.zeros(response.shape[0], dtype=torch.float32)
-    if config.type != "none":
-        rows = batch_token_rewards(pieces, golds, mode, config=config, vocabulary=vocabulary)
-        for index, row in enumerate(rows):
-            if row:
-                per_token[index, : len(row)] = torch.tensor(row)
-                final[index] = sum(row) if mode == "delta" else row[-1]
-    parts = [reward_parts("".join(token_pieces(p)), gold, config, vocabulary) for p, gold in zip(pieces, golds)]
+    parts = []
+    for index, (pieces, gold) in enumerate(zip(response_pieces(tokenizer, response, response_mask), golds)):
+        row, generation_parts = token_rewards_and_parts(pieces, gold, mode, config=config, vocabulary=vocabulary)
+        parts.append(generation_parts)
+        if row:  # all zeros for config.type "none"
+            per_token[index, : len(row)] = torch.tensor(row)
+            final[index] = sum(row) if mode == "delta" else row[-1]
     stacked = {name: torch.tensor([part[name] for part in parts]) for name in ("understanding", "generation", "tod")}
     return TaskRewards(per_token.to(response.device), final.to(response.device), stacked)
 
