@@ -6,10 +6,20 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 # One intra-op thread per process: the tiny models gain nothing from more, and on a shared 2-core machine
 # oversubscribed threads made single steps ~10x slower. Set before torch is imported; child processes inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+settings.register_profile("full", max_examples=250)
+settings.register_profile("fast", max_examples=25)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The fast lane (`-m "not slow"`) also draws fewer random examples per property; every other run draws 250."""
+    settings.load_profile("fast" if "not slow" in (config.option.markexpr or "") else "full")
+
 
 DATA_DIR = Path(os.environ.get("TODRL_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")).resolve()
 

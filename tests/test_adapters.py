@@ -139,6 +139,7 @@ def test_every_trainable_parameter_changes_and_the_base_stays_frozen(adapter_typ
         assert changed == param.requires_grad, f"{name}: changed={changed}, trainable={param.requires_grad}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("adapter_type", ["adalora", "sucg"])
 def test_rank_budget_reaches_target_r(adapter_type):
     model = adapted(adapter_type, total_steps=30, init_r=6, target_r=3, delta_t=5, tinit=3, tfinal=5)
@@ -168,6 +169,7 @@ def sucg_checkpoint(tmp_path_factory) -> tuple[nn.Module, Path]:
     return model, path
 
 
+@pytest.mark.slow
 def test_save_pretrained_keeps_the_final_rank_pattern(sucg_checkpoint):
     model, path = sucg_checkpoint
     with warnings.catch_warnings():
@@ -195,6 +197,7 @@ def _plot_ranks_script():
     return module
 
 
+@pytest.mark.slow
 def test_plot_ranks_draws_every_module_of_the_checkpoint(sucg_checkpoint, tmp_path):
     script = _plot_ranks_script()
     _, path = sucg_checkpoint

@@ -44,6 +44,7 @@ def write_configs(tmp_path: Path, corpus: dict) -> Path:
     return tmp_path / "bench.yaml"
 
 
+@pytest.mark.slow
 def test_sample_run_scores_sft_and_every_rl_seed_then_resumes_without_rework(tmp_path, one_thread, capsys):
     config = write_configs(tmp_path, SMOKE_CORPUS)
     bench.main(["--config", str(config)])

@@ -121,6 +121,7 @@ def test_literal_choices_are_enforced(capsys):
         SFTConfig(mixed_precision="fp8")
 
 
+@pytest.mark.slow
 def test_rl_help_documents_every_option():
     """What a user types first: every option has its description, default and, where it has them, choices."""
     result = subprocess.run([sys.executable, "-m", "todrl.rl", "--help"], cwd=ROOT, capture_output=True, text=True,

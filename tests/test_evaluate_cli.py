@@ -14,6 +14,7 @@ from todrl.evaluate.predictions import dump_predictions, load_predictions
 from todrl.evaluate.published import load_published_predictions
 
 
+@pytest.mark.slow
 def test_scores_a_predictions_file_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = require_data("multiwoz21")
     ubar = load_published_predictions(require_data("mwzeval-predictions", "predictions.zip"), "ubar")
@@ -37,6 +38,7 @@ def test_malformed_file_is_an_error_naming_dialogue_and_turn(tmp_path: Path, cap
     assert f"error: {path}: dialogue sng0073, turn 1: 'response' must be a string" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_checkpoint_mode_generates_writes_and_scores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from todrl.format import build_examples, format_tokens
     from todrl.models import build_tiny

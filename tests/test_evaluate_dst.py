@@ -96,6 +96,7 @@ def test_split() -> list[Dialogue]:
     return load_multiwoz(require_data("multiwoz21"), "test")
 
 
+@pytest.mark.slow
 def test_gold_states_score_100_and_dontcare_is_what_separates_the_definitions(test_split: list[Dialogue]) -> None:
     evaluator = MultiWozDstEvaluator(test_split)
     without = {d.id: [PredictedTurn("", turn_state) for turn_state in evaluator.gold[d.id]] for d in test_split}
@@ -107,6 +108,7 @@ def test_gold_states_score_100_and_dontcare_is_what_separates_the_definitions(te
     assert with_dontcare.jga == pytest.approx(100 * (7372 - 976) / 7372)  # the 976 gold turns holding a dontcare
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "system, jga, slot_f1, jga_exact",  # jga, slot_f1: mwzeval get_dst run offline on these files and gold states
     [("augpt", 56.2534, 90.3178, 49.39), ("dots", 44.8318, 88.5721, 43.18)],

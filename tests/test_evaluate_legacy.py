@@ -57,6 +57,7 @@ def gold_turns(dialogue, responses: dict[int, str] | None = None, state=None) ->
     return [PredictedTurn(responses.get(i, turn.system_delex), state) for i, turn in enumerate(dialogue.turns)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("system", "db_state"), sorted(LEGACY_PUBLISHED))
 def test_reproduces_published_legacy_scores(ubar, data_dir, system, db_state):
     # PPTOD-base's README: 89.2 / 79.4 / 18.62 with its eval.py (use_true_bspn_for_ctr_eval=False: generated
@@ -69,6 +70,7 @@ def test_reproduces_published_legacy_scores(ubar, data_dir, system, db_state):
     assert result.bleu == pytest.approx(published.bleu, abs=0.3)
 
 
+@pytest.mark.slow
 def test_gold_replies_score_full_bleu_and_high_inform(ubar, dialogues):
     gold = {d.id: gold_turns(d) for d in dialogues.values()}
     result = ubar.evaluate(gold, "<gold>", db_state="gold")
@@ -79,6 +81,7 @@ def test_gold_replies_score_full_bleu_and_high_inform(ubar, dialogues):
     assert (result.inform, result.success) == (pytest.approx(94.8), pytest.approx(91.6))
 
 
+@pytest.mark.slow
 def test_first_turn_counts_except_in_mttod(ubar, mttod, dialogues):
     # sng1070 offers its attraction only in turn 0 ("[value_name] is on the [value_area] side of town").
     # UBAR eval.py _evaluateGeneratedDialogue: `if t == 0: continue` skips the header row that PPTOD's
@@ -89,6 +92,7 @@ def test_first_turn_counts_except_in_mttod(ubar, mttod, dialogues):
     assert mttod.evaluate(predictions, db_state="gold").inform == 0.0
 
 
+@pytest.mark.slow
 def test_exact_name_in_state_returns_that_venue_alone(ubar, dialogues):
     # UBAR db_ops.py queryJsons: `if 'name' in constraints: ... if cons == dbn: ... return match_result`,
     # before any other constraint is looked at.  sng0601 wants an indian restaurant in the north.
@@ -101,6 +105,7 @@ def test_exact_name_in_state_returns_that_venue_alone(ubar, dialogues):
     assert ubar.evaluate({"sng0601": gold_turns(dialogue, state=wrong_name)}, db_state="generated").inform == 0.0
 
 
+@pytest.mark.slow
 def test_reference_counts_only_in_booking_turns(ubar, dialogues):
     # UBAR eval.py: '[value_reference]' counts `if 'booked' in turn['pointer'] or 'ok' in turn['pointer']`;
     # the pointer text is db_ops.pointerBack of preprocess2.1.py's addBookingPointer(gold dialog_act):
@@ -114,6 +119,7 @@ def test_reference_counts_only_in_booking_turns(ubar, dialogues):
     assert ubar.evaluate({"sng0451": outside}).success == 0.0
 
 
+@pytest.mark.slow
 def test_turn_domains_gate_credit_except_in_mttod(ubar, mttod, dialogues):
     # UBAR eval.py with same_eval_as_cambridge and use_true_domain_for_ctr_eval (PPTOD's set_attribute):
     # `if domain not in dom_pred: continue`, dom_pred being the gold turn domain of preprocess2.1.py
@@ -124,6 +130,7 @@ def test_turn_domains_gate_credit_except_in_mttod(ubar, mttod, dialogues):
     assert mttod.evaluate({"sng0451": late_offer}, db_state="gold").success == 100.0
 
 
+@pytest.mark.slow
 def test_train_times_are_read_with_int_and_filtered_the_wrong_way(ubar):
     # UBAR db_ops.py queryJsons: `h,m = v.split(':'); v = int(h)*60+int(m)` (int() strips spaces, so
     # "17 : 00" and "18 :00" read; "1700" raises and matches nothing); `if s == 'leave' and v<time:
@@ -171,6 +178,7 @@ def test_other_placeholder_styles_are_mapped():
     )
 
 
+@pytest.mark.slow
 def test_soloist_style_offer_counts_like_ubar_style(ubar, dialogues):
     dialogue = dialogues["sng1070"]
     styles = {"[value_name]": None, "[attraction_name]": None, "[name]": None}
@@ -186,6 +194,7 @@ def test_legacy_bleu_with_counted_references_equals_the_plain_one():
     assert counted.score((i, hyp) for i, (hyp, _) in enumerate(pairs)) == pytest.approx(legacy_bleu(pairs))
 
 
+@pytest.mark.slow
 def test_bad_input_is_named(ubar, multiwoz, dialogues, tmp_path):
     with pytest.raises(PredictionError, match=r"sng1070.*turn 0.*'state'"):
         ubar.evaluate({"sng1070": gold_turns(dialogues["sng1070"])}, "preds.json", db_state="generated")

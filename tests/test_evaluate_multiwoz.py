@@ -88,6 +88,7 @@ def standard(test_split: list[Dialogue]) -> StandardEvaluator:
     return StandardEvaluator(test_split, MultiWozDB(require_data("multiwoz21", "db")))
 
 
+@pytest.mark.slow
 def test_gold_responses_and_states_score_bleu_100(standard: StandardEvaluator, test_split: list[Dialogue]) -> None:
     predictions = {d.id: [PredictedTurn(t.system_delex, t.belief_state) for t in d.turns] for d in test_split}
     result = standard.evaluate(predictions)
@@ -100,6 +101,7 @@ def test_gold_responses_and_states_score_bleu_100(standard: StandardEvaluator, t
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("system, tolerance", [("mintl", 0.1), ("ubar", 0.1), ("sfn", 0.5)])
 def test_published_scores_reproduce(standard: StandardEvaluator, system: str, tolerance: float) -> None:
     predictions = load_published_predictions(require_data("mwzeval-predictions", "predictions.zip"), system)

@@ -29,6 +29,7 @@ def sample_test():
     return dialogues, MultiWozDB(SAMPLE_PATH / "db")
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_multiwoz_evaluators_score_any_generated_state(sample_test, data):
@@ -49,6 +50,7 @@ def incar_dev():
     return load_incar(require_data("kvret"), "dev")[:4]
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_incar_evaluator_scores_any_generated_state(incar_dev, data):

@@ -33,6 +33,7 @@ def splits(kvret_dir):
     return {split: load_incar(kvret_dir, split) for split in ("train", "dev", "test")}
 
 
+@pytest.mark.slow
 def test_split_sizes(splits, kvret_dir):
     assert {split: len(dialogues) for split, dialogues in splits.items()} == {"train": 2425, "dev": 302, "test": 304}
     assert {split: sum(len(d.turns) for d in dialogues) for split, dialogues in splits.items()} == {
@@ -45,6 +46,7 @@ def test_split_sizes(splits, kvret_dir):
     assert len(set(ids)) == len(ids)
 
 
+@pytest.mark.slow
 def test_parking_garage_dialogue_by_hand(splits):
     dialogue = splits["train"][0]
     assert dialogue.id == "118f8056-0e66-43df-8eb8-bfe9056ca01a"
@@ -66,6 +68,7 @@ def test_parking_garage_dialogue_by_hand(splits):
     assert goal.requestable == ["address", "distance", "poi", "traffic_info"]
 
 
+@pytest.mark.slow
 def test_weather_dialogue_keeps_what_the_driver_said(splits):
     dialogue = next(d for d in splits["train"] if d.id == "89cae425-6ff7-48b4-8b42-ec50b541dc63")
     first, second, _ = dialogue.turns
@@ -80,6 +83,7 @@ def test_weather_dialogue_keeps_what_the_driver_said(splits):
     assert second.belief_state == {"weather": state}
 
 
+@pytest.mark.slow
 def test_annotations_stay_in_the_ontology(splits):
     assert sum(len(slots) for slots in INCAR_INFORMABLE.values()) == 11
     seen = set()
@@ -97,6 +101,7 @@ def test_annotations_stay_in_the_ontology(splits):
     assert seen == set(INCAR_VALUE_SLOTS)
 
 
+@pytest.mark.slow
 def test_entities_are_normalized_like_the_text(kvret_dir):
     entities = load_incar_entities(kvret_dir)
     assert "17:00" in entities["time"] and "5pm" not in entities["time"]

@@ -188,6 +188,7 @@ def both(small: LabesKvret) -> list[PublishedInCarEvaluator]:
     return [PublishedInCarEvaluator(small, "test", definition) for definition in ("labes", "galaxy")]
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_generated_reply_and_state_scores(small: LabesKvret, both: list[PublishedInCarEvaluator], data: st.DataObject) -> None:
@@ -258,6 +259,7 @@ def kvret() -> Path:
     return require_data("kvret")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("definition", "dialogues", "counted"), [("labes", 267, 168), ("galaxy", 304, 190)])
 def test_kvret_gold_scores_100(kvret: Path, definition: str, dialogues: int, counted: int) -> None:
     evaluator = PublishedInCarEvaluator.from_data_dir(kvret, "test", definition)
@@ -268,6 +270,7 @@ def test_kvret_gold_scores_100(kvret: Path, definition: str, dialogues: int, cou
     assert len(load_labes_kvret(kvret.resolve()).vocabulary) == 1100
 
 
+@pytest.mark.slow
 def test_kvret_todrl_gold_in_published_form(kvret: Path) -> None:
     dialogues = load_incar(kvret, "test")
     gold = {d.id: [PredictedTurn(t.system_delex, t.belief_state) for t in d.turns] for d in dialogues}

@@ -19,6 +19,7 @@ def multiwoz(data_dir):
     return dialogues, MultiWozLexicalizer(data_dir / "multiwoz21" / "db")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("dialogue_id", "turn", "name", "phone"),
     [("pmul1172", 1, "nusha", "01223902158"), ("mul0264", 2, "frankie and bennys", "01223412430"),
@@ -32,6 +33,7 @@ def test_gold_reply_of_a_turn_naming_its_venue_gets_the_real_name_and_phone(mult
     assert out.unfilled == [] and name in next(iter(out.db.values()))["entity"]["name"]
 
 
+@pytest.mark.slow
 def test_choice_counts_the_rows_and_trains_are_the_first_to_leave(multiwoz, data_dir):
     _, lexicalize = multiwoz
     rows = json.loads((data_dir / "multiwoz21" / "db" / "restaurant_db.json").read_text())
@@ -50,6 +52,7 @@ def test_choice_counts_the_rows_and_trains_are_the_first_to_leave(multiwoz, data
     assert out.text == f"{first['trainID'].lower()} leaves at {first['leaveAt']} , {first['duration']} , for 2 : {reference}"
 
 
+@pytest.mark.slow
 def test_what_cannot_be_filled_stays_visible_and_is_reported(multiwoz):
     _, lexicalize = multiwoz
     out = lexicalize("[value_name] serves it . the hospital is at [value_address] , call [value_phone] .",
@@ -76,6 +79,7 @@ def incar(data_dir):
     return {d.id: d for d in load_incar(path, "test")}, load_incar_kbs(path, "test")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("dialogue_id", "turn", "real"),
     [

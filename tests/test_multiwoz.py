@@ -42,6 +42,7 @@ def _list_ids(path: Path) -> list[str]:
     return [line.strip().lower().removesuffix(".json") for line in path.read_text().splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_split_sizes_and_ids(multiwoz_dir, val, test_split):
     assert len(val) == 999 and len(test_split) == 1000
     assert [d.id for d in val] == _list_ids(multiwoz_dir / "valListFile")
@@ -50,6 +51,7 @@ def test_split_sizes_and_ids(multiwoz_dir, val, test_split):
     assert {d.dataset for d in val} == {"multiwoz21"}
 
 
+@pytest.mark.slow
 def test_turn_counts(multiwoz_dir, val, test_split):
     raw = read_records(multiwoz_dir, "val")
     assert all(len(d.turns) == len(raw[d.id]["log"]) // 2 for d in val)
@@ -57,6 +59,7 @@ def test_turn_counts(multiwoz_dir, val, test_split):
     assert sum(len(d.turns) for d in test_split) == 7372
 
 
+@pytest.mark.slow
 def test_sng0073_by_hand(by_id):
     dialogue = by_id["sng0073"]
     assert dialogue.services == ["taxi"]
@@ -82,6 +85,7 @@ def test_sng0073_by_hand(by_id):
     assert dialogue.turns[3].active_domains == []
 
 
+@pytest.mark.slow
 def test_pmul4648_requests_and_mention_order(by_id):
     turns = by_id["pmul4648"].turns
     assert turns[3].requested_slots == {"attraction": ["address", "postcode"]}
@@ -97,6 +101,7 @@ def test_pmul4648_requests_and_mention_order(by_id):
     assert list(turns[6].belief_state["restaurant"]) == ["food", "area", "pricerange", "name"]
 
 
+@pytest.mark.slow
 def test_sng01936_booking_acts_go_to_the_booked_domain(by_id):
     dialogue = by_id["sng01936"]
     assert dialogue.goal["hotel"].book == {"stay": "5", "day": "friday", "people": "1"}
@@ -108,6 +113,7 @@ def test_sng01936_booking_acts_go_to_the_booked_domain(by_id):
     assert second.belief_state == {"hotel": {"name": "city centre north b and b", "stay": "5", "day": "friday", "people": "1"}}
 
 
+@pytest.mark.slow
 def test_every_annotation_is_in_the_shared_vocabulary(val, test_split):
     for dialogue in val + test_split:
         for domain, goal in dialogue.goal.items():
@@ -125,6 +131,7 @@ def test_every_annotation_is_in_the_shared_vocabulary(val, test_split):
                 assert set(slots) <= set(INFORMABLE_SLOTS[domain]) and "" not in slots.values()
 
 
+@pytest.mark.slow
 def test_utterances_are_normalized(val):
     for dialogue in val[:200]:
         for turn in dialogue.turns:
@@ -143,6 +150,7 @@ def test_sample_splits_load():
     assert sum(p.stat().st_size for p in SAMPLE_PATH.rglob("*") if p.is_file()) < 1_000_000
 
 
+@pytest.mark.slow
 def test_sample_dialogues_equal_the_originals(by_id):
     for split in ("train", "val", "test"):
         for dialogue in load_multiwoz(SAMPLE_PATH, split):
@@ -241,6 +249,7 @@ def test_error_truncated_json_in_zip(tmp_path):
         load_multiwoz(tmp_path, "val")
 
 
+@pytest.mark.slow
 def test_error_missing_split_names_the_files_looked_for(multiwoz_dir):
     with pytest.raises(DataError, match="no train split here: looked for train.json.zip, train.json"):
         load_multiwoz(multiwoz_dir, "train")

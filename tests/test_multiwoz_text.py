@@ -52,7 +52,7 @@ def test_normalize_text(raw, expected):
     assert normalize_text(raw) == expected
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("ab1 2:.,'?![]_-nt;ampAPM\u2019")), max_size=30))
 def test_normalize_text_is_idempotent(text):
     once = normalize_text(text)

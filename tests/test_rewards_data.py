@@ -10,6 +10,8 @@ from conftest import require_data
 from rewards import INFORMING_ACTS, Gold, RewardConfig, build_target, parse_target, response_slots, token_rewards, tod_reward
 from rewards.spans import DEFAULT_SLOTS
 
+pytestmark = pytest.mark.slow  # every turn of every corpus
+
 
 @pytest.fixture(scope="module")
 def corpora():

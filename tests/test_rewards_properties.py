@@ -102,7 +102,7 @@ def split(text: str, cuts: list[int]) -> list[str]:
     return [text[start:end] for start, end in zip([0, *cuts], [*cuts, len(text)])]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(text=adversarial_text, data=st.data())
 def test_reading_in_pieces_equals_reading_whole(text, data):
     parser = SpanParser()
@@ -111,14 +111,14 @@ def test_reading_in_pieces_equals_reading_whole(text, data):
     assert parser.close() == parse_target(text)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(state=belief_states(), act=dialogue_acts(), response=responses, with_act=st.booleans())
 def test_round_trip_of_generated_turns(state, act, response, with_act):
     expected = Target(state, act if with_act else {}, response)
     assert parse_target(build_target(state, act, response, with_act)) == expected
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(text=any_text, turn=gold_turns(), config=configs, data=st.data())
 def test_never_raises_and_every_reward_lies_in_the_unit_interval(text, turn, config, data):
     gold, _, _ = turn
@@ -129,7 +129,7 @@ def test_never_raises_and_every_reward_lies_in_the_unit_interval(text, turn, con
     assert 0.0 <= sequence_rewards([text], [gold], RewardConfig(**config))[0] <= 1.0
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(config=configs, data=st.data())
 def test_the_gold_target_scores_one_and_an_empty_generation_zero(config, data):
     gold, target, _ = data.draw(gold_turns(answered_in_both=config["request_spans"] != "either"))
@@ -137,7 +137,7 @@ def test_the_gold_target_scores_one_and_an_empty_generation_zero(config, data):
     assert token_rewards([], gold, "delta", config=RewardConfig(**config)) == []
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(text=st.one_of(any_text, gold_texts), turn=gold_turns(), config=configs, data=st.data())
 def test_delta_rewards_sum_to_the_reward_of_the_whole_generation(text, turn, config, data):
     gold, _, _ = turn
@@ -147,7 +147,7 @@ def test_delta_rewards_sum_to_the_reward_of_the_whole_generation(text, turn, con
     assert math.isclose(sum(deltas), sequence_rewards([text], [gold], RewardConfig(**config))[0], abs_tol=1e-9)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(config=configs, data=st.data())
 def test_cumulative_reward_along_the_gold_target_never_decreases(config, data):
     gold, target, _ = data.draw(gold_turns(answered_in_both=config["request_spans"] != "either"))
@@ -157,7 +157,7 @@ def test_cumulative_reward_along_the_gold_target_never_decreases(config, data):
     assert curve[-1] == 1.0
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(turn=gold_turns())
 def test_gold_curve_rises_once_per_pair_and_plateaus_while_a_value_is_written(turn):
     gold, target, state = turn

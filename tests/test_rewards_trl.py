@@ -46,12 +46,14 @@ def trainer(tmp_path_factory):
     return trainer
 
 
+@pytest.mark.slow
 def test_grpo_trainer_runs_a_step_with_the_reward_and_logs_it(trainer):
     logged = trainer.state.log_history[0]
     assert "rewards/tod_reward/mean" in logged
     assert 0.0 <= logged["rewards/tod_reward/mean"] <= 1.0
 
 
+@pytest.mark.slow
 def test_grpo_reward_computation_scores_gold_partial_and_conversational_completions(trainer):
     rows = [ROW] * 3
     completions = [GOLD_TARGET, "<sos_b> [taxi] leave 17:15 <eos_b>", ""]

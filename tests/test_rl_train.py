@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CONTEXTS = 8
 
-pytestmark = pytest.mark.usefixtures("fresh_accelerator_state")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fresh_accelerator_state")]
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +294,6 @@ def test_settings_that_cannot_work_are_rejected():
         RLConfig(reward=RewardConfig(request_spans="act"))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("sft_coef", [0.0, 1.0])
 def test_two_processes_stay_in_sync(sft_policy, tmp_path, sft_coef):
     """`accelerate launch` with 2 CPU processes: different episodes per process, identical weights after every update,

@@ -18,6 +18,8 @@ from todrl.serve.app import main
 from todrl.serve.launch import free_port, running
 from todrl.serve.policy import DialoguePolicy, SystemTurn
 
+pytestmark = pytest.mark.slow  # a served checkpoint; whole corpora
+
 MAX_TURNS = 4
 
 

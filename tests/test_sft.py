@@ -13,7 +13,7 @@ from todrl.sft import SFTConfig, train
 
 QUICK = dict(epochs=1, batch_size=8, vocab_size=600)
 
-pytestmark = pytest.mark.usefixtures("fresh_accelerator_state")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fresh_accelerator_state")]
 
 
 def test_default_run_writes_loadable_checkpoints(tmp_path):

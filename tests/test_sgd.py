@@ -34,11 +34,13 @@ def dev_schema(sgd_dir):
     return load_sgd_schema(sgd_dir, "dev")
 
 
+@pytest.mark.slow
 def test_dev_size(dev):
     assert len(dev) == 2482 and sum(len(d.turns) for d in dev) == 24363
     assert len({d.id for d in dev}) == 2482 and {d.dataset for d in dev} == {"sgd"}
 
 
+@pytest.mark.slow
 def test_first_dialogue_by_hand(dev):
     dialogue = dev[0]
     assert (dialogue.id, dialogue.services) == ("1_00000", ["restaurants_2"])
@@ -66,6 +68,7 @@ def test_first_dialogue_by_hand(dev):
     assert goal.informable["restaurant_name"] == "sino"
 
 
+@pytest.mark.slow
 def test_annotations_stay_in_the_schema(dev, dev_schema):
     for dialogue in dev:
         assert set(dialogue.services) <= set(dev_schema)
@@ -81,6 +84,7 @@ def test_annotations_stay_in_the_schema(dev, dev_schema):
             assert set(PLACEHOLDER.findall(turn.system_delex)) <= known, (dialogue.id, turn.system_delex)
 
 
+@pytest.mark.slow
 def test_schema(dev_schema):
     restaurants = dev_schema["restaurants_2"]
     assert restaurants.slots["number_of_seats"].is_categorical and restaurants.slots["number_of_seats"].is_informable
@@ -182,6 +186,7 @@ def test_states_follow_the_turns_frames_and_goals_every_service(tmp_path):
     assert dialogue.goal["hotels_4"].requestable == ["phone_number"]
 
 
+@pytest.mark.slow
 def test_service_filter_and_counts(tmp_path, sgd_dir):
     with zipfile.ZipFile(sgd_dir / "dev.zip") as archive:  # one real file: 94 flights, 29 restaurants, 5 rides
         real = json.loads(archive.read("dialogues_001.json"))

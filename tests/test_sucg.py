@@ -143,6 +143,7 @@ def test_singular_values_are_restored_when_the_loss_fails():
     assert torch.equal(layer.lora_E["default"], before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("every", "scored_steps"), [("allocation", [3, 6, 9, 12, 15]), ("step", list(range(1, 16)))])
 def test_extra_passes_run_on_the_scheduled_steps(every, scored_steps):
     """allocation: deltaT-th steps of the budget phase plus the final allocation (15 = 20 - tfinal)."""
@@ -163,6 +164,7 @@ def test_extra_passes_run_on_the_scheduled_steps(every, scored_steps):
     assert passes == [s for s in scored_steps for _ in range(2)]
 
 
+@pytest.mark.slow
 def test_sucg_and_adalora_allocate_different_ranks_from_the_same_start():
     batch = random_batch()
     patterns = {}
