@@ -61,3 +61,11 @@ def fresh_accelerator_state():
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """The evaluate command's cache of prepared references goes to a folder of the test session's own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TODRL_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield

@@ -27,7 +27,6 @@ from todrl.data import DATASETS, default_data_dir, load_dialogues, span_vocabula
 from todrl.data.errors import DataError
 from todrl.data.records import Dialogue
 from todrl.evaluate.corpus import REPORTED, CorpusScorer, ScoringOptions
-from todrl.evaluate.generate import predict_checkpoint
 from todrl.evaluate.incar_published import DESCRIPTIONS as INCAR_DESCRIPTIONS
 from todrl.evaluate.incar_published import METRICS as INCAR_METRICS
 from todrl.evaluate.legacy import VARIANTS as LEGACY_VARIANTS
@@ -72,14 +71,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-new-tokens", type=int, default=160, help="checkpoint mode: greedy decoding length cap")
     parser.add_argument("--limit", type=int, help="checkpoint mode: only the first N dialogues (smoke tests)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    parser.add_argument(
+        "--no-cache", action="store_true",
+        help="prepare the references from the corpus files instead of the cache keyed by their digests "
+             "($TODRL_CACHE, default ~/.cache/todrl)",
+    )
     return parse_args_with_config(parser, argv)
 
 
-def score(args: argparse.Namespace, dialogues: Sequence[Dialogue], predictions: Predictions, source: Path) -> dict[str, Any]:
+def corpus_scorer(args: argparse.Namespace, dialogues: Sequence[Dialogue] | None = None) -> CorpusScorer:
+    """The scorer of `dialogues`, or of the whole split from the cache (unless --no-cache)."""
     names = [("legacy" if name == "standard" and args.evaluator == "legacy" else name) for name in REPORTED[args.dataset]]
     options = ScoringOptions(db_state=args.db_state, legacy_variant=args.legacy_variant, incar_metric=args.incar_metric,
                              sgd_fuzzy=args.sgd_fuzzy)
-    scorer = CorpusScorer(args.dataset, dialogues, args.data_dir, args.split, names, options)
+    if dialogues is None and not args.no_cache:
+        return CorpusScorer.cached(args.dataset, args.data_dir, args.split, names, options)
+    if dialogues is None:
+        dialogues = load_dialogues(args.dataset, args.data_dir, args.split)
+    return CorpusScorer(args.dataset, dialogues, args.data_dir, args.split, names, options)
+
+
+def score(args: argparse.Namespace, scorer: CorpusScorer, predictions: Predictions, source: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"dataset": args.dataset, "split": args.split, "predictions": str(source),
                               **scorer.score(predictions, source)}
     for warning in result.get("standard", {}).get("warnings", []):
@@ -154,18 +166,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     args.data_dir = args.data_dir or default_data_dir(args.dataset)
     try:
-        predictions = load_predictions(args.predictions) if args.predictions is not None else None
-        dialogues = load_dialogues(args.dataset, args.data_dir, args.split)
         if args.checkpoint is not None:
-            dialogues = dialogues[: args.limit] if args.limit else dialogues
+            from todrl.evaluate.generate import predict_checkpoint  # torch and transformers: only to generate
+
+            dialogues = load_dialogues(args.dataset, args.data_dir, args.split)[: args.limit or None]
             predictions = predict_checkpoint(args.checkpoint, dialogues, span_vocabulary(args.dataset, args.data_dir),
                                              progress=True, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
             source = args.output or args.checkpoint / f"predictions_{args.dataset}_{args.split}.json"
             dump_predictions(predictions, source)
             print(f"wrote {source}", file=sys.stderr)
+            result = score(args, corpus_scorer(args, dialogues), predictions, source)
         else:
-            source = args.predictions
-        result = score(args, dialogues, predictions, source)
+            predictions, source = load_predictions(args.predictions), args.predictions
+            result = score(args, corpus_scorer(args), predictions, source)
     except (DataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

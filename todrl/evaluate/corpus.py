@@ -63,6 +63,24 @@ class CorpusScorer:
         self.data_dir = Path(data_dir) if data_dir is not None else _default_dir(dataset)
         self._evaluators: dict[str, Any] = {}
 
+    @classmethod
+    def cached(cls, dataset: str, data_dir: str | Path | None, split: str, names: Sequence[str],
+               options: ScoringOptions = ScoringOptions()) -> CorpusScorer:
+        """The scorer of a whole split, from the on-disk cache when the data and code are unchanged (see
+        `todrl.evaluate.cache`): scoring a file then parses nothing of the corpus."""
+        from todrl.data import load_dialogues
+        from todrl.evaluate.cache import cached, entry_key
+
+        data_dir = Path(data_dir) if data_dir is not None else _default_dir(dataset)
+        key = entry_key(data_dir, dataset, split, ",".join(names), repr(options))
+        return cached(key, lambda: cls(dataset, load_dialogues(dataset, data_dir, split), data_dir, split, names, options))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled prepared: every evaluator built, and the dialogues they were built from left behind."""
+        for name in self.names:
+            self.evaluator(name)
+        return {**self.__dict__, "dialogues": None}
+
     def score(self, predictions: Predictions, source: str | Path = "<predictions>") -> dict[str, Any]:
         has_states = all(t.state is not None for turns in predictions.values() for t in turns)
         if self.dataset == "sgd" and not has_states:
