@@ -23,6 +23,7 @@ from todrl.batching import Collator, tokenize_examples
 from todrl.data import span_vocabulary
 from todrl.data.splits import train_dev
 from todrl.format import build_examples, format_tokens
+from todrl.health import TrainingFailed
 from todrl.models import build_tiny, load_policy
 from todrl.rl.__main__ import main
 from todrl.rl.config import RLConfig
@@ -126,7 +127,7 @@ def test_sft_term_fits_the_gold_targets(sft_policy, tmp_path):
 def test_sft_start_is_evaluated_as_reference_but_never_kept_as_best(sft_policy, tmp_path):
     out = tmp_path / "rl"
     train(config(sft_policy, out, episodes=8))
-    summary = train(config(sft_policy, out, eval_every=1, episodes=2 * 8))  # a fresh run in the same directory
+    summary = train(config(sft_policy, out, eval_every=1, episodes=2 * 8, overwrite=True))  # replaces the first run
     rows = metrics(out)
     assert [row["iteration"] for row in rows] == [0, 1, 2]
     assert rows[0]["eval/task_reward"] == summary["start_eval"]["eval/task_reward"] and "env/task_reward" not in rows[0]
@@ -267,18 +268,19 @@ def test_non_finite_update_is_skipped_and_reported(sft_policy, tmp_path, monkeyp
     real_gae = trainer.gae
     monkeypatch.setattr(trainer, "gae", lambda *a, **k: tuple(torch.full_like(t, float("nan")) for t in real_gae(*a, **k)))
     out = tmp_path / "nan"
-    train(config(sft_policy, out, episodes=8))
+    with pytest.raises(TrainingFailed, match="4 of 4 updates were skipped"):  # a run that learned nothing fails
+        train(config(sft_policy, out, episodes=8))
     assert metrics(out)[0]["ppo/skipped_updates"] == 2 * 2
     assert "non-finite loss" in capsys.readouterr().err
     tensors = trained_tensors(out / "last")
     assert all(t.abs().sum() == 0 for n, t in tensors.items() if "lora_B" in n or "value_head" in n)
 
 
-def test_default_run_without_sft_checkpoint_says_what_it_needs(tmp_path, monkeypatch):
+def test_default_run_without_sft_checkpoint_says_what_it_needs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         main(["--reward", "tod"])
-    assert "python -m todrl.sft" in str(exit_info.value)
+    assert exit_info.value.code == 2 and "python -m todrl.sft" in capsys.readouterr().err
 
 
 def test_settings_that_cannot_work_are_rejected():

@@ -9,6 +9,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from conftest import require_data
 from todrl.adapters import AdapterConfig
 from todrl.checkpoint import load_state
+from todrl.run_directory import RunDirectoryError
 from todrl.sft import SFTConfig, train
 
 QUICK = dict(epochs=1, batch_size=8, vocab_size=600)
@@ -53,8 +54,11 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(RunDirectoryError, match="no run at"):
         train(SFTConfig(output_dir=str(tmp_path / "none"), resume=True))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunDirectoryError, match="no checkpoint at"):
+        train(SFTConfig(output_dir=str(tmp_path / "empty"), resume=True))
 
 
 def test_lora_run_saves_an_adapter_that_peft_loads(tmp_path):
@@ -83,7 +87,9 @@ def test_hub_models_fail_only_for_want_of_the_hub(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(SystemExit) as exit_info:
         main(["--model", MISSING_HUB_MODEL, "--output-dir", str(tmp_path), "--max-steps", "1"])
-    assert MISSING_HUB_MODEL in str(exit_info.value) and "hub" in str(exit_info.value)
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and error.count("\n") == 1
+    assert error.startswith(f"todrl.sft: could not load model '{MISSING_HUB_MODEL}'") and "hub" in error
 
 
 def test_rl_selects_on_the_dialogues_its_sft_start_held_out():

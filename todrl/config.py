@@ -100,6 +100,23 @@ def check_choices(config: Any) -> None:
             raise ValueError(f"{name} must be one of {', '.join(map(str, typing.get_args(tp)))}, got {value!r}")
 
 
+def check_ranges(config: Any) -> None:
+    """Reject a number outside the interval its class's `RANGES` gives it ("(0, 1]", "[0, inf)"); for
+    `__post_init__`, so that a bad value stops a run before any data or model is loaded. NaN is never inside,
+    and an infinity only where the interval is closed at it."""
+    for name, interval in getattr(type(config), "RANGES", {}).items():
+        value = getattr(config, name)
+        if value is not None and not _inside(value, interval):
+            raise ValueError(f"{name} must be in {interval}, got {value}")
+
+
+def _inside(value: float, interval: str) -> bool:
+    low, high = (float(bound) for bound in interval[1:-1].split(","))
+    above = value >= low if interval[0] == "[" else value > low
+    below = value <= high if interval[-1] == "]" else value < high
+    return above and below
+
+
 def from_dict(cls: type[C], values: dict[str, Any], source: str = "config") -> C:
     """Build a (possibly nested) config dataclass, rejecting unknown keys by name."""
     hints = _hints(cls)
@@ -179,7 +196,9 @@ def _options(cls: type, parent: Any = None, prefix: tuple[str, ...] = ()) -> lis
     for field in dataclasses.fields(cls):
         path, tp, default = (*prefix, field.name), _unwrap_optional(hints[field.name]), _default(field, parent)
         if not dataclasses.is_dataclass(tp):
-            options.append(_Option(path, [_spelling(path)], hints[field.name], docs.get(field.name, ""), default))
+            interval = getattr(cls, "RANGES", {}).get(field.name)
+            doc = docs.get(field.name, "") + (f" Range: {interval}." if interval else "")
+            options.append(_Option(path, [_spelling(path)], hints[field.name], doc.strip(), default))
             continue
         nested = _options(tp, default if dataclasses.is_dataclass(default) else None, path)
         shorthand = next((o for o in nested if o.path == (*path, "type")), None)

@@ -14,7 +14,7 @@ import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from accelerate import Accelerator
@@ -26,11 +26,13 @@ from transformers import get_linear_schedule_with_warmup
 from todrl.adapters import AdapterConfig, after_optimizer_step, apply_adapter
 from todrl.batching import Collator, tokenize_examples
 from todrl.checkpoint import load_state, rng_state, save_checkpoint, set_rng_state
-from todrl.config import check_choices, parse_config, save_config
+from todrl.config import check_choices, check_ranges, parse_config, save_config
 from todrl.data.splits import DataConfig
 from todrl.format import Example, build_examples, format_tokens
 from todrl.generation import generate_texts
-from todrl.models import TINY_PRESETS, ModelLoadError, build_tiny, is_seq2seq, link_base, load_policy
+from todrl.models import TINY_PRESETS, build_tiny, is_seq2seq, link_base, load_policy
+from todrl.health import TrainingFailed, check_skipped, finite_weights, run_main
+from todrl.run_directory import claim
 from todrl.summary import Stopwatch
 
 
@@ -73,14 +75,23 @@ class SFTConfig(DataConfig):
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     """Mixed-precision training through accelerate."""
     resume: bool = False
-    """Continue from output_dir/last."""
+    """Continue from output_dir/last, with the settings the run was started with (a longer run and other
+    evaluation or saving intervals aside)."""
+    overwrite: bool = False
+    """Replace the run already in output_dir (its checkpoints, logs and summary); without it a fresh run refuses."""
     adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(type="full"))
     """Trainable parameters: full | lora | adalora | sucg, with their budget settings."""
 
+    RANGES: ClassVar[dict[str, str]] = {
+        **DataConfig.RANGES, "epochs": "[1, inf)", "max_steps": "[0, inf)", "batch_size": "[1, inf)",
+        "grad_accum": "[1, inf)", "lr": "(0, 1]", "weight_decay": "[0, inf)", "warmup_ratio": "[0, 1)",
+        "max_grad_norm": "(0, inf)", "max_source_length": "[1, inf)", "max_target_length": "[1, inf)",
+        "eval_every": "[0, inf)", "seed": "[0, 4294967295]", "vocab_size": "[1, inf)",
+    }  # fmt: skip
+
     def __post_init__(self) -> None:
         check_choices(self)
-        if self.batch_size < 1 or self.grad_accum < 1 or self.epochs < 1:
-            raise ValueError("batch_size, grad_accum and epochs must be positive")
+        check_ranges(self)
 
 
 def initial_policy(cfg: SFTConfig, examples: list[Example]):
@@ -137,13 +148,17 @@ def dev_loss(model, loader, accelerator: Accelerator) -> float:
 
 def train(cfg: SFTConfig) -> dict:
     """Run SFT; returns the run's summary (also written to output_dir/summary.json)."""
-    stopwatch = Stopwatch()
     out = Path(cfg.output_dir)
-    if cfg.resume and not (out / "last").is_dir():
-        raise FileNotFoundError(f"--resume: no checkpoint at {out / 'last'} to continue from")
     set_seed(cfg.seed)
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=cfg.mixed_precision,
                               log_with="tensorboard", project_dir=str(out))
+    with claim(out, cfg, "sft", accelerator.is_main_process):
+        accelerator.wait_for_everyone()
+        return run(cfg, accelerator, out)
+
+
+def run(cfg: SFTConfig, accelerator: Accelerator, out: Path) -> dict:
+    stopwatch = Stopwatch()
     train_dialogues, dev_dialogues = cfg.load_train_dev()
     train_examples = build_examples(train_dialogues, task=cfg.task)
     dev_examples = build_examples(dev_dialogues, task=cfg.task)
@@ -162,7 +177,7 @@ def train(cfg: SFTConfig) -> dict:
     dev_loader = DataLoader(dev_set, batch_size=cfg.batch_size, collate_fn=collate)
     model, optimizer, scheduler, dev_loader = accelerator.prepare(model, optimizer, scheduler, dev_loader)
 
-    state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "best_dev_loss": None, "best_step": None}
+    state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "best_dev_loss": None, "best_step": None, "skipped_steps": 0}
     if cfg.resume:
         state, training = load_state(out / "last")
         optimizer.load_state_dict(training["optimizer"])
@@ -183,13 +198,29 @@ def train(cfg: SFTConfig) -> dict:
         state["evaluated_step"] = state["step"]
         loss = dev_loss(model, dev_loader, accelerator)
         accelerator.log({"dev/loss": loss}, step=state["step"])
-        if state["best_dev_loss"] is None or loss < state["best_dev_loss"]:
+        if not math.isfinite(loss):
+            say(f"dev loss {loss}: not a candidate for best/")
+        elif state["best_dev_loss"] is None or loss < state["best_dev_loss"]:
             state.update(best_dev_loss=loss, best_step=state["step"])
             checkpoint("best")
         checkpoint("last")
 
     progress = tqdm(total=total_steps, initial=state["step"], desc="sft", disable=not accelerator.is_main_process)
+
+    def say(message: str) -> None:
+        progress.write(f"step {state['step'] + 1}: {message}", file=sys.stderr)
+
+    def skip(why: str) -> None:
+        """A non-finite update is dropped; weights that are no longer finite end the run, keeping best/ as it is."""
+        state["skipped_steps"] += 1
+        say(f"{why}; update skipped")
+        if not finite_weights(model):
+            best = "nothing finite was saved" if state["best_step"] is None else f"best/ keeps step {state['best_step']}"
+            raise TrainingFailed(f"step {state['step'] + 1}: the weights are no longer finite (lr {cfg.lr} too "
+                                 f"large?); {best}")
+
     model.train()
+    healthy = True  # every micro-batch of the current optimizer step had a finite loss
     while state["step"] < total_steps:
         # The epoch's order and the loader's own seed come from a private generator: drawing them from the
         # global RNG would shift dropout masks after a resume.
@@ -201,12 +232,21 @@ def train(cfg: SFTConfig) -> dict:
         for batch in loader:
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
-                accelerator.backward(loss)
+                finite = accelerator.reduce(torch.isfinite(loss.detach()).float(), reduction="mean").item() == 1.0
+                if finite:
+                    accelerator.backward(loss)
+                healthy = healthy and finite
                 if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                if accelerator.sync_gradients:
-                    after_optimizer_step(accelerator.unwrap_model(model), state["step"] + 1, lambda b=batch: model(**b).loss)
+                    norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    if not healthy:
+                        skip(f"non-finite loss {loss.item():.4g}")
+                    elif not torch.isfinite(norm):
+                        skip("non-finite gradient norm")
+                    else:
+                        optimizer.step()
+                        after_optimizer_step(accelerator.unwrap_model(model), state["step"] + 1,
+                                             lambda b=batch: model(**b).loss)
+                    healthy = True
                 scheduler.step()
                 optimizer.zero_grad()
             state["batches_in_epoch"] += 1
@@ -228,8 +268,10 @@ def train(cfg: SFTConfig) -> dict:
     if state.get("evaluated_step") != state["step"]:
         evaluate()
 
+    if state["best_step"] is None:
+        raise TrainingFailed(f"no evaluation gave a finite dev loss; nothing was saved as best/ (lr {cfg.lr})")
     summary = {**stopwatch.summary(model).as_dict(), "best_dev_loss": state["best_dev_loss"], "best_step": state["best_step"],
-               "steps": state["step"], "train_examples": len(train_examples), "dev_examples": len(dev_examples),
+               "steps": state["step"], "skipped_steps": state["skipped_steps"], "train_examples": len(train_examples), "dev_examples": len(dev_examples),
                "best_checkpoint": str(out / "best")}
     if accelerator.is_main_process:
         sample = generate_texts(accelerator.unwrap_model(model), tokenizer, [e.source for e in dev_examples[:2]],
@@ -240,15 +282,13 @@ def train(cfg: SFTConfig) -> dict:
         accelerator.print(f"best dev loss {state['best_dev_loss']:.4f} at step {state['best_step']}; checkpoints in {out}/best and {out}/last")
         accelerator.print(stopwatch.summary(model).line())
     accelerator.end_training()
+    check_skipped(state["skipped_steps"], state["step"], f"lower lr ({cfg.lr}) or max_grad_norm")
     return summary
 
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(SFTConfig, argv, description=__doc__.splitlines()[0])
-    try:
-        train(cfg)
-    except (FileNotFoundError, ValueError, OSError, ModelLoadError) as err:
-        sys.exit(f"todrl.sft: {err}")
+    run_main("todrl.sft", train, cfg)
 
 
 if __name__ == "__main__":

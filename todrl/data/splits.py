@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 from todrl.data import Dataset, load_dialogues
@@ -78,6 +79,8 @@ class DataConfig:
     split_seed: int = 42
     """Draws the held-out dev slice and the training share. Kept apart from the training seed, so that RL runs with
     different seeds select on the same dialogues their SFT start held out, never on ones it trained on."""
+
+    RANGES: ClassVar[dict[str, str]] = {"dev_dialogues": "[0, inf)", "train_fraction": "(0, 1]", "split_seed": "[0, 4294967295]"}
 
     def load_train_dev(self) -> tuple[list[Dialogue], list[Dialogue]]:
         return train_dev(self.dataset, self.data_dir, self.train_split, self.dev_split, self.dev_dialogues,

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-
 from todrl.config import parse_config
-from todrl.models import ModelLoadError
+from todrl.health import run_main
 from todrl.rl.config import RLConfig
 from todrl.rl.trainer import train
 
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(RLConfig, argv, description=RLConfig.__doc__)
-    try:
-        train(cfg)
-    except (FileNotFoundError, ValueError, OSError, ModelLoadError) as err:
-        sys.exit(f"todrl.rl: {err}")
+    run_main("todrl.rl", train, cfg)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from rewards import RewardConfig
 
 from todrl.adapters import AdapterConfig
-from todrl.config import check_choices
+from todrl.config import check_choices, check_ranges
 from todrl.data.splits import DataConfig
 
 DEFAULT_SFT = "runs/sft/default"
@@ -96,24 +96,28 @@ class RLConfig(DataConfig):
     seed: int = 42
     """Training seed: adapter and value-head initialization, episode order and sampling."""
     resume: bool = False
-    """Continue from output_dir/last."""
+    """Continue from output_dir/last, with the settings the run was started with (a longer run and other
+    evaluation or saving intervals aside)."""
+    overwrite: bool = False
+    """Replace the run already in output_dir (its checkpoints, logs and summary); without it a fresh run refuses."""
+
+    RANGES: ClassVar[dict[str, str]] = {
+        **DataConfig.RANGES, "max_contexts": "[0, inf)", "eval_dialogues": "[0, inf)", "kl_coef": "[0, inf)",
+        "kl_target": "(0, inf)", "kl_rate": "[0, inf)", "episodes": "[1, inf)", "batch_size": "[1, inf)",
+        "minibatch_size": "[1, inf)", "ppo_epochs": "[1, inf)", "lr": "(0, 1]", "gamma": "[0, 1]", "lam": "[0, 1]",
+        "clip_range": "(0, 1)", "clip_range_vf": "(0, inf)", "vf_coef": "[0, inf)", "ent_coef": "[0, inf)",
+        "max_grad_norm": "(0, inf)", "target_kl": "(0, inf)", "top_k": "[0, inf)", "top_p": "(0, 1]",
+        "mask_sync_every": "[1, inf)", "max_source_length": "[1, inf)", "max_new_tokens": "[1, inf)",
+        "sft_coef": "[0, inf)", "eval_every": "[0, inf)", "save_every": "[1, inf)", "seed": "[0, 4294967295]",
+    }  # fmt: skip
 
     def __post_init__(self) -> None:
         if isinstance(self.reward, str):  # RLConfig(reward="none"), as on the command line
             self.reward = RewardConfig(type=self.reward)
         check_choices(self)
-        positive = ("episodes", "batch_size", "minibatch_size", "ppo_epochs", "mask_sync_every", "max_new_tokens")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_ranges(self)
         if self.minibatch_size > self.batch_size:
             raise ValueError(f"minibatch_size ({self.minibatch_size}) must not exceed batch_size ({self.batch_size})")
-        if not (math.isfinite(self.sft_coef) and self.sft_coef >= 0.0):
-            raise ValueError(f"sft_coef must be a finite number >= 0, got {self.sft_coef}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.lam <= 1.0):
-            raise ValueError(f"gamma and lam must be in [0, 1], got {self.gamma}, {self.lam}")
         if self.target_kl is not None and self.adapter.type in ("adalora", "sucg"):
             raise ValueError(
                 "target_kl (early stop of the PPO epochs) makes the number of optimizer steps unknown in advance, "

@@ -34,6 +34,7 @@ from todrl.adapters import after_optimizer_step, orthogonality_loss
 from todrl.batching import encode_target, pad_rows
 from todrl.checkpoint import load_state, save_checkpoint
 from todrl.config import save_config
+from todrl.health import check_skipped
 from todrl.data import span_vocabulary
 from todrl.format import Example
 from todrl.generation import pad_sources
@@ -49,6 +50,7 @@ from todrl.rl.rollout import Rollout, StepDecoder, sample
 from todrl.rl.state import allocator_state, load_allocator_state, load_trainable_state, trainable_state
 from todrl.rl.task_reward import check_gold_states, gold_of, task_rewards
 from todrl.rl.value import ActorCritic
+from todrl.run_directory import claim, read_log
 from todrl.summary import Stopwatch
 
 
@@ -220,12 +222,16 @@ def ppo_update(agent, optimizer, rollout: Rollout, cfg: RLConfig, accelerator: A
 
 def train(cfg: RLConfig) -> dict:
     """Run RL; returns the run's summary (also written to output_dir/summary.json)."""
-    stopwatch = Stopwatch()
     out = Path(cfg.output_dir)
-    if cfg.resume and not (out / "last").is_dir():
-        raise FileNotFoundError(f"--resume: no checkpoint at {out / 'last'} to continue from")
     set_seed(cfg.seed)
     accelerator = Accelerator(log_with="tensorboard", project_dir=str(out))
+    with claim(out, cfg, "rl", accelerator.is_main_process):
+        accelerator.wait_for_everyone()
+        return run(cfg, accelerator, out)
+
+
+def run(cfg: RLConfig, accelerator: Accelerator, out: Path) -> dict:
+    stopwatch = Stopwatch()
     processes, rank = accelerator.num_processes, accelerator.process_index
     train_examples, dev_dialogues = contexts(cfg)
     vocabulary = span_vocabulary(cfg.dataset, cfg.data_dir)
@@ -239,7 +245,7 @@ def train(cfg: RLConfig) -> dict:
     agent, reference, mask_policy = models.agent, models.reference, models.mask_policy
     optimizer = torch.optim.AdamW([p for p in agent.parameters() if p.requires_grad], lr=cfg.lr, eps=1e-5)
     kl_ctl = kl_controller(cfg.kl_coef, cfg.kl_target, cfg.kl_rate)
-    state = {"iteration": 0, "best_eval": None, "best_iteration": None}
+    state = {"iteration": 0, "best_eval": None, "best_iteration": None, "skipped_updates": 0}
     if cfg.resume:
         state, training = load_state(out / "last")
         load_trainable_state(agent, training["trainable"], out / "last")
@@ -256,8 +262,8 @@ def train(cfg: RLConfig) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
         if cfg.resume and metrics_file.is_file():  # drop iterations logged after the checkpoint, which are about to rerun
-            kept = [line for line in metrics_file.read_text().splitlines() if json.loads(line)["iteration"] <= state["iteration"]]
-            metrics_file.write_text("".join(line + "\n" for line in kept))
+            kept = [record for record in read_log(metrics_file) if record["iteration"] <= state["iteration"]]
+            metrics_file.write_text("".join(json.dumps(record) + "\n" for record in kept))
         elif not cfg.resume:  # a fresh run in a used directory starts a fresh log
             metrics_file.write_text("")
 
@@ -312,6 +318,7 @@ def train(cfg: RLConfig) -> dict:
         reduced = accelerator.reduce(torch.tensor([stats[k] for k in names], device=accelerator.device), "mean")
         stats = dict(zip(names, reduced.tolist()))
         kl_ctl.update(stats["objective/kl"])
+        state["skipped_updates"] += round(stats["ppo/skipped_updates"])
         if mask_policy is not None and (iteration + 1) % cfg.mask_sync_every == 0:
             mask_policy.sync()
         state["iteration"] = iteration + 1
@@ -338,12 +345,24 @@ def train(cfg: RLConfig) -> dict:
                "best_iteration": state["best_iteration"], "start_eval": state.get("start_eval"), "final_eval": state["last_eval"],
                "best_checkpoint": str(out / "best"),
                "time_split": dict(total_time.seconds), "policy_weight_bytes": models.policy_bytes,
-               "held_weight_bytes": models.held_bytes, "held_weight_ratio": models.held_bytes / models.policy_bytes}
+               "held_weight_bytes": models.held_bytes, "held_weight_ratio": models.held_bytes / models.policy_bytes,
+               "skipped_updates": state["skipped_updates"], "updates": total_steps,
+               "best_below_start": best_below_start(state)}
     if accelerator.is_main_process:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         best = "none" if state["best_eval"] is None else f"{state['best_eval']:.4f} at iteration {state['best_iteration']}"
         accelerator.print(f"best dev score {best}; checkpoints in {out}/best and {out}/last")
         accelerator.print(stopwatch.summary(accelerator.unwrap_model(agent)).line())
         accelerator.print(models.memory_line())
+        if summary["best_below_start"]:
+            accelerator.print(f"warning: best/ scores {state['best_eval']:.4f}, below the SFT start's "
+                              f"{DevEvaluation.selection_score(state['start_eval']):.4f}: RL did not improve on it here")
     accelerator.end_training()
+    check_skipped(state["skipped_updates"], total_steps, f"lower lr ({cfg.lr}) or max_grad_norm")
     return summary
+
+
+def best_below_start(state: dict) -> bool:
+    """Whether the best dev score of the run lies below the SFT start's (best/ is never the start itself)."""
+    start = DevEvaluation.selection_score(state["start_eval"]) if state.get("start_eval") else None
+    return start is not None and state["best_eval"] is not None and state["best_eval"] < start
