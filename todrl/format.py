@@ -12,12 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from rewards.spans import EOS_B, SOS_B, SPAN_TOKENS, build_target, format_belief_state, format_dialogue_act, parse_target
 
+from todrl.config import check_choices
 from todrl.data.records import BeliefState, Dialogue, Turn
 
-__all__ = ["Example", "build_examples", "clean_generation", "format_tokens", "parse_target", "turn_source", "uses_acts"]
+__all__ = ["Example", "FormatConfig", "build_examples", "clean_generation", "format_tokens", "parse_target", "turn_source", "uses_acts"]
 
 PREFIXES = {
     "e2e": "translate dialogue to belief state, dialogue action, and system response",
@@ -37,6 +39,25 @@ class Example:
     target: str
     belief_state: BeliefState = field(default_factory=dict)
     requested: dict[str, list[str]] = field(default_factory=dict)
+    subtask: str = "e2e"
+    """e2e (the whole target), or the instruction format's state, policy or response (`todrl.instruct`)."""
+
+
+@dataclass
+class FormatConfig:
+    """How turns become model inputs and targets."""
+
+    type: Literal["e2e", "instruct"] = "e2e"
+    """e2e: seed 004's single sequence per turn; instruct: seed 002's sub-task examples with instructions
+    (state, policy, response; see todrl.instruct), chained per turn at inference."""
+    mix: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    """instruct: weights of the state, policy and response examples in training; a weight below the largest keeps
+    that share of its sub-task's examples (seeded)."""
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if len(self.mix) != 3 or min(self.mix) < 0 or max(self.mix) <= 0:
+            raise ValueError(f"mix must be three weights >= 0 (state, policy, response), not all 0; got {self.mix}")
 
 
 def uses_acts(dialogues: Sequence[Dialogue]) -> bool:

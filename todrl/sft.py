@@ -27,11 +27,13 @@ from todrl.adapters import AdapterConfig, after_optimizer_step, apply_adapter
 from todrl.batching import Collator, tokenize_examples
 from todrl.checkpoint import load_state, rng_state, save_checkpoint, set_rng_state
 from todrl.config import check_choices, check_ranges, parse_config, save_config
+from todrl.data import span_vocabulary
 from todrl.data.splits import DataConfig
-from todrl.format import Example, build_examples, format_tokens
+from todrl.format import Example, FormatConfig, format_tokens
 from todrl.generation import generate_texts
-from todrl.models import TINY_PRESETS, build_tiny, is_seq2seq, link_base, load_policy
 from todrl.health import TrainingFailed, check_skipped, finite_weights, run_main
+from todrl.instruct import turn_examples
+from todrl.models import TINY_PRESETS, build_tiny, is_seq2seq, link_base, load_policy
 from todrl.run_directory import claim
 from todrl.summary import Stopwatch
 
@@ -81,6 +83,8 @@ class SFTConfig(DataConfig):
     """Replace the run already in output_dir (its checkpoints, logs and summary); without it a fresh run refuses."""
     adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(type="full"))
     """Trainable parameters: full | lora | adalora | sucg, with their budget settings."""
+    format: FormatConfig = field(default_factory=FormatConfig)
+    """Input/target format: e2e | instruct, and the instruct sub-task mix (`--format.mix 1,1,1`)."""
 
     RANGES: ClassVar[dict[str, str]] = {
         **DataConfig.RANGES, "epochs": "[1, inf)", "max_steps": "[0, inf)", "batch_size": "[1, inf)",
@@ -160,8 +164,9 @@ def train(cfg: SFTConfig) -> dict:
 def run(cfg: SFTConfig, accelerator: Accelerator, out: Path) -> dict:
     stopwatch = Stopwatch()
     train_dialogues, dev_dialogues = cfg.load_train_dev()
-    train_examples = build_examples(train_dialogues, task=cfg.task)
-    dev_examples = build_examples(dev_dialogues, task=cfg.task)
+    vocabulary = span_vocabulary(cfg.dataset, cfg.data_dir)
+    train_examples, dev_examples = (turn_examples(cfg.format, dialogues, cfg.dataset, cfg.data_dir, vocabulary, cfg.task,
+                                                  cfg.seed) for dialogues in (train_dialogues, dev_dialogues))
     steps_per_epoch = math.ceil(len(train_examples) / (cfg.batch_size * accelerator.num_processes * cfg.grad_accum))
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
 

@@ -12,33 +12,44 @@ from todrl.data.records import Dialogue
 from todrl.evaluate.predictions import PredictedTurn, Predictions
 from todrl.format import build_examples
 from todrl.generation import generate_texts
+from todrl.instruct import InstructFormat, chain_targets
 
 
 def predict_dialogues(model, tokenizer, dialogues: Sequence[Dialogue], vocabulary: Vocabulary, progress: bool = False,
-                      shortest_first: bool = False, **generation) -> tuple[Predictions, list[str]]:
-    """Greedy end-to-end generation of every turn, each conditioned on the gold previous turn (as in training).
+                      shortest_first: bool = False, form: InstructFormat | None = None,
+                      **generation) -> tuple[Predictions, list[str]]:
+    """Greedy generation of every turn, each conditioned on the gold previous turn (as in training): end-to-end,
+    or for a policy of the instruction format `form`, its sub-tasks chained.
 
-    Returns the predictions in the standard format and the raw generations, in
+    Returns the predictions in the standard format and the raw end-to-end targets, in
     `build_examples` order (callers that score rewards need the text).
-    `shortest_first` decodes the turns by context length, so that a batch pads little.
+    `shortest_first` decodes the sources by length, so that a batch pads little.
     """
-    sources = [e.source for e in build_examples(dialogues, task="e2e")]
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i])) if shortest_first else list(range(len(sources)))
-    decoded = generate_texts(model, tokenizer, [sources[i] for i in order], progress=progress, **generation)
-    texts = [""] * len(sources)
-    for index, text in zip(order, decoded):
-        texts[index] = text
+
+    def generate(sources: Sequence[str]) -> list[str]:
+        order = sorted(range(len(sources)), key=lambda i: len(sources[i])) if shortest_first else range(len(sources))
+        decoded = generate_texts(model, tokenizer, [sources[i] for i in order], progress=progress, **generation)
+        texts = [""] * len(sources)
+        for index, text in zip(order, decoded):
+            texts[index] = text
+        return texts
+
+    if form is not None:
+        texts = chain_targets(generate, form, dialogues, vocabulary)
+    else:
+        texts = generate([e.source for e in build_examples(dialogues, task="e2e")])
     return read_predictions(dialogues, texts, vocabulary), texts
 
 
 def predict_checkpoint(checkpoint: str | Path, dialogues: Sequence[Dialogue], vocabulary: Vocabulary,
-                       progress: bool = False, **generation) -> Predictions:
+                       progress: bool = False, form: InstructFormat | None = None, **generation) -> Predictions:
     """A checkpoint's predictions, its adapter (if any) merged first so that decoding costs what the base's does."""
     from todrl.models import load_merged
 
     model, tokenizer = load_merged(checkpoint)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    return predict_dialogues(model, tokenizer, dialogues, vocabulary, progress, shortest_first=True, **generation)[0]
+    return predict_dialogues(model, tokenizer, dialogues, vocabulary, progress, shortest_first=True, form=form,
+                             **generation)[0]
 
 
 def read_predictions(dialogues: Sequence[Dialogue], texts: Sequence[str], vocabulary: Vocabulary) -> Predictions:

@@ -19,7 +19,9 @@ from accelerate import Accelerator
 from todrl.adapters import apply_adapter
 from todrl.checkpoint import save_checkpoint
 from todrl.data.records import Dialogue
-from todrl.format import Example, build_examples
+from todrl.data import span_vocabulary
+from todrl.format import Example
+from todrl.instruct import checkpoint_format, turn_examples
 from todrl.models import link_base, load_merged, load_policy
 from todrl.rl.config import DEFAULT_SFT, RLConfig
 from todrl.rl.nlpo import MaskPolicy
@@ -44,7 +46,8 @@ def sft_checkpoint(name: str) -> str:
 def contexts(cfg: RLConfig) -> tuple[list[Example], list[Dialogue]]:
     """Training turns (the episodes) and the dev dialogues evaluated along the way."""
     train, dev = cfg.load_train_dev()
-    examples = build_examples(train)
+    vocabulary = span_vocabulary(cfg.dataset, cfg.data_dir)
+    examples = turn_examples(cfg.format, train, cfg.dataset, cfg.data_dir, vocabulary, seed=cfg.seed)
     if cfg.max_contexts:
         examples = examples[: cfg.max_contexts]
     if not examples:
@@ -64,7 +67,11 @@ def build_policy(cfg: RLConfig, out: Path, total_steps: int, accelerator: Accele
     if cfg.resume and cfg.adapter.type != "full":
         model, tokenizer = load_policy(base_dir)
     else:
-        model, tokenizer = load_merged(sft_checkpoint(cfg.model))
+        start = sft_checkpoint(cfg.model)
+        if checkpoint_format(start) != cfg.format.type:
+            raise ValueError(f"the SFT policy at {start} was trained in the {checkpoint_format(start)} format; "
+                             f"pass --format {checkpoint_format(start)}")
+        model, tokenizer = load_merged(start)
         if cfg.adapter.type != "full" and accelerator.is_main_process:
             save_checkpoint(base_dir, model, tokenizer, {"role": "starting policy (SFT) of the RL adapter checkpoints"})
     value_model = None

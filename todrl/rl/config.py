@@ -11,6 +11,7 @@ from rewards import RewardConfig
 from todrl.adapters import AdapterConfig
 from todrl.config import check_choices, check_ranges
 from todrl.data.splits import DataConfig
+from todrl.format import FormatConfig
 
 DEFAULT_SFT = "runs/sft/default"
 """Where `python -m todrl.sft` writes by default, and so where RL starts by default."""
@@ -87,6 +88,9 @@ class RLConfig(DataConfig):
     likelihood of the gold turns that SFT was fitted to, which any step away from the SFT optimum lowers."""
     value_model: Literal["head", "separate"] = "head"
     """head: a linear critic on the policy's hidden states; separate: a second model (another copy of the weights)."""
+    format: FormatConfig = field(default_factory=FormatConfig)
+    """Input/target format, the SFT policy's own: e2e | instruct (each sub-task's span earns its own reward: Ru for
+    the state, Rg for the act and the reply, under --reward tod)."""
     adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(type="lora"))
     """Trainable parameters: lora | adalora | sucg (the reference and mask policy then cost no model copy) or full."""
     eval_every: int = 10

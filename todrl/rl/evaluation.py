@@ -18,6 +18,7 @@ from todrl.evaluate import Predictions
 from todrl.evaluate.corpus import DEV_SELECTION, CorpusScorer, figures
 from todrl.evaluate.generate import predict_dialogues
 from todrl.format import build_examples
+from todrl.instruct import InstructFormat, inference_format
 from todrl.rl.config import RLConfig
 from todrl.rl.task_reward import gold_of, judged_by
 
@@ -25,8 +26,9 @@ from todrl.rl.task_reward import gold_of, judged_by
 class DevEvaluation:
     def __init__(self, dialogues: Sequence[Dialogue], dataset: str, data_dir: str | None, split: str,
                  reward: RewardConfig, vocabulary: Vocabulary, max_source_length: int, max_new_tokens: int,
-                 batch_size: int) -> None:
+                 batch_size: int, form: InstructFormat | None = None) -> None:
         self.dialogues = list(dialogues)
+        self.form = form
         self.examples = build_examples(self.dialogues)
         self.golds = [gold_of(e, reward) for e in self.examples]
         self.reward = judged_by(reward)
@@ -40,8 +42,9 @@ class DevEvaluation:
                vocabulary: Vocabulary | None = None) -> DevEvaluation:
         """The evaluation an RL run with `cfg` makes: its reward (offered slots included) and generation lengths."""
         vocabulary = vocabulary or span_vocabulary(cfg.dataset, cfg.data_dir)
+        form = inference_format(cfg.format, cfg.dataset, cfg.data_dir, vocabulary, dialogues)
         return cls(dialogues, cfg.dataset, cfg.data_dir, cfg.dev_split, cfg.reward, vocabulary, cfg.max_source_length,
-                   cfg.max_new_tokens, batch_size)
+                   cfg.max_new_tokens, batch_size, form)
 
     def __call__(self, policy, tokenizer) -> dict[str, float]:
         if not self.examples:
@@ -50,7 +53,7 @@ class DevEvaluation:
 
     def generate(self, policy, tokenizer) -> tuple[Predictions, list[str]]:
         """Greedy generations of every dev turn, as predictions and as raw text (in `self.examples` order)."""
-        return predict_dialogues(policy, tokenizer, self.dialogues, self.vocabulary, **self.generation)
+        return predict_dialogues(policy, tokenizer, self.dialogues, self.vocabulary, form=self.form, **self.generation)
 
     def score(self, predictions: Predictions, texts: list[str]) -> dict[str, float]:
         """Task reward, JGA and the corpus metrics of one set of dev generations."""

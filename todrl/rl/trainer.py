@@ -38,6 +38,7 @@ from todrl.health import check_skipped
 from todrl.data import span_vocabulary
 from todrl.format import Example
 from todrl.generation import pad_sources
+from todrl.instruct import subtask_config
 from todrl.models import is_seq2seq
 from todrl.rl.build import assemble, build_policy, contexts, episode_indices
 from todrl.rl.config import RLConfig
@@ -95,8 +96,8 @@ def collect(agent: ActorCritic, reference: Reference, mask_policy: MaskPolicy | 
     with timings("values"), torch.no_grad():
         values = agent.values(query, query_mask, response, mask) if samples.hidden is None else agent.value_head(samples.hidden)
     with timings("reward"):
-        earned = task_rewards(tokenizer, response, mask, [gold_of(e, cfg.reward) for e in examples], cfg.reward,
-                              cfg.reward_mode, vocabulary)
+        earned = task_rewards(tokenizer, response, mask, [gold_of(e, cfg.reward) for e in examples],
+                              [subtask_config(cfg.reward, e.subtask) for e in examples], cfg.reward_mode, vocabulary)
     with timings("reference"):
         ref_logprobs = reference.log_probs(query, query_mask, response, mask)
     with timings("advantages"):
