@@ -101,6 +101,21 @@ def test_each_subtask_span_earns_its_own_reward(test_split):
     assert earned.final[examples.index(next(e for e in examples if e.subtask == "state"))].item() == pytest.approx(1.0)
 
 
+def test_a_chat_model_reads_its_input_through_its_chat_template(test_split):
+    from todrl.batching import encode_source
+
+    texts = [t for e in build_examples(test_split) for t in (e.source, e.target)]
+    tokenizer = build_tiny("tiny-llama", texts, format_tokens(texts), vocab_size=400)[1]
+    tokenizer.add_tokens(["<|user|>", "<|end|>", "<|assistant|>"], special_tokens=True)
+    tokenizer.chat_template = ("{% for m in messages %}<|user|>{{ m['content'] }}<|end|>{% endfor %}"
+                               "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    source = turn_examples(INSTRUCT, test_split[:1], "multiwoz21", None, VOCABULARY)[0].source
+    whole = tokenizer.decode(encode_source(tokenizer, source, seq2seq=False, max_length=1024))
+    assert whole.startswith("<|user|>") and whole.endswith("<|end|><|assistant|>") and "track the dialogue state" in whole
+    cut = encode_source(tokenizer, source, seq2seq=False, max_length=32)
+    assert len(cut) == 32 and tokenizer.decode(cut).startswith("<|user|>") and tokenizer.decode(cut).endswith("<|assistant|>")
+
+
 @pytest.mark.slow
 def test_incar_has_no_policy_subtask_and_describes_its_kb_fields():
     dialogues = load_dialogues("incar", require_data("kvret"), "train")[:3]

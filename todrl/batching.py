@@ -19,15 +19,26 @@ IGNORE = -100
 
 
 def encode_source(tokenizer, source: str, seq2seq: bool, max_length: int) -> list[int]:
-    """Context ids, cut from the left so the current user turn always survives truncation."""
+    """Context ids, cut from the left so the current user turn always survives truncation.
+
+    A causal chat model reads its input as the user message of its chat template (what it was instruction-tuned
+    on); the template's own tokens are kept whole and only the message is cut.
+    """
     ids = tokenizer(source, add_special_tokens=False)["input_ids"]
     if seq2seq:
-        ids = ids[-(max_length - 1):] + [tokenizer.eos_token_id]
-    else:
-        ids = ids[-(max_length - 1):]
-        if tokenizer.bos_token_id is not None:
-            ids = [tokenizer.bos_token_id] + ids
-    return ids
+        return ids[-(max_length - 1):] + [tokenizer.eos_token_id]
+    if getattr(tokenizer, "chat_template", None):
+        before, after = chat_wrapper(tokenizer)
+        return before + ids[-max(max_length - len(before) - len(after), 1):] + after
+    ids = ids[-(max_length - 1):]
+    return ids if tokenizer.bos_token_id is None else [tokenizer.bos_token_id] + ids
+
+
+def chat_wrapper(tokenizer) -> tuple[list[int], list[int]]:
+    """The ids the chat template puts before and after a user message (with the assistant's turn opened)."""
+    marker = "\u2063todrl-message\u2063"
+    text = tokenizer.apply_chat_template([{"role": "user", "content": marker}], add_generation_prompt=True, tokenize=False)
+    return tuple(tokenizer(part, add_special_tokens=False)["input_ids"] if part else [] for part in text.split(marker))
 
 
 def encode_target(tokenizer, target: str, max_length: int) -> list[int]:
