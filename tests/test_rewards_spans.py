@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import random
 
-from rewards import Gold, generation_reward
-from rewards.lexer import units
+from rewards import Gold, generation_reward, token_rewards, tod_reward
+from rewards.lexer import WORD, units
 from rewards.spans import (
     EOS_B,
+    EOS_R,
     MULTIWOZ_SLOTS,
     NO_DOMAIN,
     SOS_B,
+    SOS_R,
     SPAN_TOKENS,
     SpanParser,
     Target,
@@ -131,6 +133,7 @@ def test_end_of_text_closes_an_open_value_for_parsing():
 
 
 def test_lexer_units_cover_markers_brackets_and_lone_characters():
+    assert units("<<s<") == [(WORD, "<"), (WORD, "<"), (WORD, "s"), (WORD, "<")]
     assert [text for kind, text in units("a<eos_b>[x]y < [ b<sos") if kind != "space"] == [
         "a",
         "<eos_b>",
@@ -142,6 +145,17 @@ def test_lexer_units_cover_markers_brackets_and_lone_characters():
         "<",
         "sos",
     ]
+
+
+def test_hostile_generations_are_read_in_linear_time():
+    # No timing is asserted: this takes about 0.5 s with the linear lexer, and the quadratic one took 5 s on
+    # the 400k "<" (each lone "<" copied the rest of the text) and 7 s on the 20k pieces of one open bracket
+    # (each piece re-read the bracket), so a regression shows as a test that crawls.
+    lone = "<" * 400_000
+    gold = Gold({}, {"hotel": ["phone"]})
+    assert tod_reward(f"{SOS_R} {lone} {EOS_R}", gold) == tod_reward(f"{SOS_R} < {EOS_R}", gold)
+    pieces = [f"{SOS_R} [value_", *["a"] * 20_000, f"] [value_phone] {EOS_R}"]
+    assert sum(token_rewards(pieces, gold)) == tod_reward("".join(pieces), gold) == 1.0
 
 
 def test_round_trip_survives_any_split_of_a_real_looking_target():

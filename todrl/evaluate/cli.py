@@ -11,12 +11,17 @@ definition by default, GALAXY's, or todrl's own), SGD gives the official
 (google-research ``schema_guided_dst``) per-frame JGA for all, seen and unseen
 services, average goal accuracy, per-service JGA and its volatility Acc(VAS),
 with todrl's strict per-turn numbers under ``sgd_strict``.
+
+Every result carries a ``coverage`` block: a file that leaves dialogues or
+turns of the split out is scored on what it predicts (published files skip a
+few dialogues), with a warning and a PARTIAL line, unless ``--strict``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +35,13 @@ from todrl.evaluate.corpus import REPORTED, CorpusScorer, ScoringOptions
 from todrl.evaluate.incar_published import DESCRIPTIONS as INCAR_DESCRIPTIONS
 from todrl.evaluate.incar_published import METRICS as INCAR_METRICS
 from todrl.evaluate.legacy import VARIANTS as LEGACY_VARIANTS
-from todrl.evaluate.predictions import Predictions, dump_predictions, load_predictions
+from todrl.evaluate.predictions import (
+    MAX_RESPONSE_CHARS,
+    PredictionError,
+    Predictions,
+    dump_predictions,
+    load_predictions,
+)
 from todrl.evaluate.sgd import FUZZY_MATCHERS
 from todrl.evaluate.sgd_format import write_prediction_dir
 
@@ -38,7 +49,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m todrl.evaluate", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--predictions", type=Path, help="predictions file in the standard format")
+    source.add_argument(
+        "--predictions", type=Path,
+        help=f"predictions file in the standard format (at most {MAX_RESPONSE_CHARS:,} characters per response or "
+             "state value)",
+    )
     source.add_argument("--checkpoint", type=Path, help="model directory: generate the split, then score it")
     parser.add_argument("--dataset", choices=DATASETS, default="multiwoz21", help="corpus whose split is scored")
     parser.add_argument("--data-dir", type=Path, help="corpus folder; none = $TODRL_DATA/<corpus>, else ../shared/data/<corpus>")
@@ -56,7 +71,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--legacy-variant", choices=LEGACY_VARIANTS, default="ubar",
         help="legacy evaluator: UBAR/PPTOD's eval.py, or MTTOD's (skips the first turn, no turn-domain check)",
     )
-    parser.add_argument("--output", type=Path, help="checkpoint mode: where to write predictions")
+    parser.add_argument(
+        "--output", type=Path,
+        help="checkpoint mode: where to write predictions (none = CHECKPOINT/predictions_<dataset>_<split>.json); "
+             "its folder must exist and be writable, which is checked before anything is generated",
+    )
     parser.add_argument(
         "--sgd-prediction-dir", type=Path,
         help="SGD: also write the predicted states as dialogues_NNN.json files here, the --prediction_dir of "
@@ -69,7 +88,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--batch-size", type=int, default=32, help="checkpoint mode: turns decoded together")
     parser.add_argument("--max-new-tokens", type=int, default=160, help="checkpoint mode: greedy decoding length cap")
-    parser.add_argument("--limit", type=int, help="checkpoint mode: only the first N dialogues (smoke tests)")
+    parser.add_argument("--limit", type=int, help="checkpoint mode: only the first N dialogues (smoke tests; scored "
+                                                  "as a PARTIAL file)")
+    parser.add_argument(
+        "--strict", action="store_true",
+        help="refuse a predictions file that leaves out dialogues or turns of the split (and --limit); by default "
+             "such a file is scored on what it predicts (published files skip a few dialogues), with a warning, a "
+             "PARTIAL line and the coverage block of the result saying so",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     parser.add_argument(
         "--no-cache", action="store_true",
@@ -79,12 +105,40 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parse_args_with_config(parser, argv)
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse settings that would fail or mislead late, before any corpus is read or any turn generated."""
+    for flag in ("limit", "batch_size", "max_new_tokens"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
+    if args.strict and args.limit is not None:
+        raise ValueError("--strict refuses --limit, which generates part of the split")
+    if args.checkpoint is not None:
+        if not args.checkpoint.is_dir():
+            raise ValueError(f"--checkpoint {args.checkpoint}: no such model directory")
+        check_output(output_path(args))
+
+
+def output_path(args: argparse.Namespace) -> Path:
+    return args.output or args.checkpoint / f"predictions_{args.dataset}_{args.split}.json"
+
+
+def check_output(path: Path) -> None:
+    """The predictions file can be written: checked first, so that a typo costs no generation (and makes no folder)."""
+    if path.is_dir():
+        raise ValueError(f"--output {path}: is a directory; name the predictions file to write")
+    if not path.parent.is_dir():
+        raise ValueError(f"--output {path}: no folder {path.parent} to write it in")
+    if not os.access(path.parent, os.W_OK):
+        raise ValueError(f"--output {path}: its folder {path.parent} is not writable")
+
+
 def corpus_scorer(args: argparse.Namespace, dialogues: Sequence[Dialogue] | None = None) -> CorpusScorer:
-    """The scorer of `dialogues`, or of the whole split from the cache (unless --no-cache)."""
+    """The scorer of the whole split: from the cache, or with --no-cache from `dialogues` (read when None)."""
     names = [("legacy" if name == "standard" and args.evaluator == "legacy" else name) for name in REPORTED[args.dataset]]
     options = ScoringOptions(db_state=args.db_state, legacy_variant=args.legacy_variant, incar_metric=args.incar_metric,
                              sgd_fuzzy=args.sgd_fuzzy)
-    if dialogues is None and not args.no_cache:
+    if not args.no_cache:
         return CorpusScorer.cached(args.dataset, args.data_dir, args.split, names, options)
     if dialogues is None:
         dialogues = load_dialogues(args.dataset, args.data_dir, args.split)
@@ -92,6 +146,12 @@ def corpus_scorer(args: argparse.Namespace, dialogues: Sequence[Dialogue] | None
 
 
 def score(args: argparse.Namespace, scorer: CorpusScorer, predictions: Predictions, source: Path) -> dict[str, Any]:
+    """The result of `predictions`, a file leaving part of the split out refused (--strict) or flagged first."""
+    coverage = scorer.coverage(predictions, source).counts()
+    if not coverage["complete"]:
+        if args.strict:
+            raise PredictionError(source, f"--strict: the file does not cover the split, {covered(coverage)}")
+        print(f"warning: {source}: {partial_line(coverage)}", file=sys.stderr)
     result: dict[str, Any] = {"dataset": args.dataset, "split": args.split, "predictions": str(source),
                               **scorer.score(predictions, source)}
     for warning in result.get("standard", {}).get("warnings", []):
@@ -104,9 +164,23 @@ def score(args: argparse.Namespace, scorer: CorpusScorer, predictions: Predictio
     return result
 
 
+def partial_line(coverage: dict[str, Any]) -> str:
+    """What the scores of a file that leaves part of the split out stand for (`Coverage.counts`)."""
+    return f"PARTIAL: {covered(coverage)}: only the predicted turns are scored"
+
+
+def covered(coverage: dict[str, Any]) -> str:
+    return (f"{coverage['dialogues']} of {coverage['split_dialogues']} dialogues, {coverage['turns']} of "
+            f"{coverage['split_turns']} turns predicted ({coverage['missing_dialogues']} dialogues missing, "
+            f"{coverage['truncated_dialogues']} cut short)")
+
+
 def summary(result: dict[str, Any]) -> str:
     """A few human-readable lines; --json gives everything."""
     lines = [f"{result['dataset']} {result['split']}: {result['predictions']}"]
+    coverage = result.get("coverage")
+    if coverage is not None and not coverage["complete"]:
+        lines.append(partial_line(coverage))
     if "standard" in result:
         r = result["standard"]
         lines.append(
@@ -162,25 +236,37 @@ def sgd_summary(official: dict[str, Any], strict: dict[str, Any]) -> list[str]:
     ]
 
 
+def generate_predictions(args: argparse.Namespace) -> tuple[Predictions, Path, list[Dialogue]]:
+    """Checkpoint mode: predict the split (its first --limit dialogues), write the file; also the whole split."""
+    from todrl.evaluate.generate import predict_checkpoint  # torch and transformers: only to generate
+    from todrl.models import ModelLoadError
+
+    dialogues = load_dialogues(args.dataset, args.data_dir, args.split)
+    try:
+        predictions = predict_checkpoint(args.checkpoint, dialogues[: args.limit],
+                                         span_vocabulary(args.dataset, args.data_dir),
+                                         progress=True, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    except ModelLoadError as error:
+        raise ValueError(str(error)) from None
+    source = output_path(args)
+    dump_predictions(predictions, source)
+    print(f"wrote {source}", file=sys.stderr)
+    return predictions, source, dialogues
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     args.data_dir = args.data_dir or default_data_dir(args.dataset)
     try:
+        check_args(args)
         if args.checkpoint is not None:
-            from todrl.evaluate.generate import predict_checkpoint  # torch and transformers: only to generate
-
-            dialogues = load_dialogues(args.dataset, args.data_dir, args.split)[: args.limit or None]
-            predictions = predict_checkpoint(args.checkpoint, dialogues, span_vocabulary(args.dataset, args.data_dir),
-                                             progress=True, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
-            source = args.output or args.checkpoint / f"predictions_{args.dataset}_{args.split}.json"
-            dump_predictions(predictions, source)
-            print(f"wrote {source}", file=sys.stderr)
+            predictions, source, dialogues = generate_predictions(args)
             result = score(args, corpus_scorer(args, dialogues), predictions, source)
         else:
             predictions, source = load_predictions(args.predictions), args.predictions
             result = score(args, corpus_scorer(args), predictions, source)
     except (DataError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print("error: " + " ".join(str(error).splitlines()), file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2) if args.json else summary(result))
     return 0

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from todrl.data.db import MultiWozDB
 from todrl.data.records import Dialogue
-from todrl.evaluate.predictions import Predictions
+from todrl.evaluate.predictions import Coverage, Predictions, check_coverage
 
 DEFINITIONS: dict[str, tuple[str, ...]] = {
     "multiwoz21": ("standard", "dst", "legacy", "legacy_gold_db"),
@@ -60,6 +60,8 @@ class CorpusScorer:
         if unknown:
             raise ValueError(f"{dataset}: no definition {unknown}; choose from {', '.join(DEFINITIONS.get(dataset, ()))}")
         self.dataset, self.dialogues, self.split, self.names, self.options = dataset, list(dialogues), split, names, options
+        self.turn_counts = {dialogue.id: len(dialogue.turns) for dialogue in self.dialogues}
+        """System turns per dialogue of the split: what a predictions file is checked against, for every corpus."""
         self.data_dir = Path(data_dir) if data_dir is not None else _default_dir(dataset)
         self._evaluators: dict[str, Any] = {}
 
@@ -81,12 +83,18 @@ class CorpusScorer:
             self.evaluator(name)
         return {**self.__dict__, "dialogues": None}
 
+    def coverage(self, predictions: Predictions, source: str | Path = "<predictions>") -> Coverage:
+        """How much of the split `predictions` cover; unknown dialogues and extra turns are errors."""
+        return check_coverage(predictions, self.turn_counts, source)
+
     def score(self, predictions: Predictions, source: str | Path = "<predictions>") -> dict[str, Any]:
+        """One result per definition, beside a ``coverage`` block saying whether the scores stand for the whole split."""
+        coverage = self.coverage(predictions, source)
         has_states = all(t.state is not None for turns in predictions.values() for t in turns)
         if self.dataset == "sgd" and not has_states:
             raise ValueError(f"{source}: SGD is scored on belief states, and some predicted turns have no 'state'")
-        return {name: self._evaluate(name, predictions, source).as_dict() for name in self.names
-                if has_states or name not in NEEDS_STATES}
+        return {"coverage": coverage.counts()} | {name: self._evaluate(name, predictions, source).as_dict()
+                                                  for name in self.names if has_states or name not in NEEDS_STATES}
 
     def evaluator(self, name: str) -> Any:
         """The evaluator behind a definition (both legacy definitions share one)."""

@@ -234,11 +234,6 @@ class StandardEvaluator:
         coverage = check_coverage(predictions, self.turn_counts, source)
         responses = {d: [normalize_response(t.response) for t in turns] for d, turns in predictions.items()}
         result = StandardResult(inform={}, success={}, bleu=None, richness=None, coverage=coverage)
-        if not coverage.complete:
-            result.warnings.append(
-                f"{len(coverage.missing_dialogues)} dialogues missing and {len(coverage.truncated_dialogues)} "
-                "cut short in the predictions; only the predicted turns are scored"
-            )
         if bleu:
             result.bleu = self._bleu.score(((d, i), text) for d, texts in responses.items() for i, text in enumerate(texts))
         if lexical:

@@ -225,6 +225,8 @@ class SgdEvaluator:
         return Coverage(
             dialogues=len(predicted),
             turns=sum(min(user_turns(d), user_turns(self.gold[i])) for i, d in predicted.items()),
+            split_dialogues=len(self.gold),
+            split_turns=sum(user_turns(d) for d in self.gold.values()),
             missing_dialogues=sorted(set(self.gold) - set(predicted)),
             truncated_dialogues=sorted(i for i, d in predicted.items() if user_turns(d) < user_turns(self.gold[i])),
         )
