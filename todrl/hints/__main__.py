@@ -1,0 +1,5 @@
+import sys
+
+from todrl.hints.cli import main
+
+sys.exit(main())
