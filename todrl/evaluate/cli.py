@@ -86,6 +86,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="SGD: fuzzywuzzy's matcher to imitate: difflib (as the official requirements.txt installs it) "
              "or levenshtein (with python-Levenshtein)",
     )
+    parser.add_argument(
+        "--format", choices=("e2e", "instruct"),
+        help="checkpoint mode: the policy's input/target format; none = the one its run config names (else e2e)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="checkpoint mode: turns decoded together")
     parser.add_argument("--max-new-tokens", type=int, default=160, help="checkpoint mode: greedy decoding length cap")
     parser.add_argument("--limit", type=int, help="checkpoint mode: only the first N dialogues (smoke tests; scored "
@@ -239,13 +243,16 @@ def sgd_summary(official: dict[str, Any], strict: dict[str, Any]) -> list[str]:
 def generate_predictions(args: argparse.Namespace) -> tuple[Predictions, Path, list[Dialogue]]:
     """Checkpoint mode: predict the split (its first --limit dialogues), write the file; also the whole split."""
     from todrl.evaluate.generate import predict_checkpoint  # torch and transformers: only to generate
+    from todrl.instruct import checkpoint_format, inference_format
     from todrl.models import ModelLoadError
 
     dialogues = load_dialogues(args.dataset, args.data_dir, args.split)
+    vocabulary = span_vocabulary(args.dataset, args.data_dir)
+    form = inference_format(args.format or checkpoint_format(args.checkpoint), args.dataset, args.data_dir, vocabulary,
+                            dialogues[: args.limit])
     try:
-        predictions = predict_checkpoint(args.checkpoint, dialogues[: args.limit],
-                                         span_vocabulary(args.dataset, args.data_dir),
-                                         progress=True, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+        predictions = predict_checkpoint(args.checkpoint, dialogues[: args.limit], vocabulary, progress=True, form=form,
+                                         batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     except ModelLoadError as error:
         raise ValueError(str(error)) from None
     source = output_path(args)
