@@ -17,9 +17,9 @@ import pytest
 from todrl.data import span_vocabulary
 from todrl.data.multiwoz import SAMPLE_PATH, load_multiwoz
 from todrl.evaluate.predictions import load_predictions
-from todrl.hints.cache import ResponseCache, request_key
+from todrl.llm.cache import ResponseCache, request_key
 from todrl.hints.cli import main
-from todrl.hints.client import ChatClient, EndpointError
+from todrl.llm.client import ChatClient, EndpointError
 from todrl.hints.prompt import PromptStyle, answer_text, read_answer
 from todrl.hints.shots import ShotPool, turn_refs
 from todrl.serve.launch import free_port, running

@@ -30,7 +30,7 @@ from todrl.data.records import Dialogue
 from todrl.evaluate import cli as evaluate_cli
 from todrl.evaluate.predictions import PredictedTurn, Predictions, dump_predictions
 from todrl.format import uses_acts
-from todrl.hints.client import ChatClient, EndpointError, Usage
+from todrl.llm.client import ChatClient, EndpointError, Usage
 from todrl.hints.prompt import PromptStyle, answer_text, read_answer
 from todrl.hints.shots import ShotPool, TurnRef, hint_domains, hint_text, turn_refs
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from todrl.hints.cache import ResponseCache, request_key
+from todrl.llm.cache import ResponseCache, request_key
 
 RETRIED_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 
