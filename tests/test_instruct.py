@@ -138,6 +138,10 @@ def test_sft_then_rl_then_evaluate_in_the_instruct_format(tmp_path, capsys, mode
     sft(SFTConfig(model=model, format=INSTRUCT, output_dir=str(tmp_path / "sft"), max_steps=4, batch_size=8,
                   vocab_size=400, max_target_length=48))
     assert checkpoint_format(tmp_path / "sft" / "best") == "instruct"
+    from todrl.serve.policy import DialoguePolicy
+
+    with pytest.raises(ValueError, match="the chat server speaks the end-to-end"):
+        DialoguePolicy(tmp_path / "sft")
     AcceleratorState._reset_state(reset_partial_state=True)
     with pytest.raises(ValueError, match="trained in the instruct format; pass --format instruct"):
         rl(RLConfig(model=str(tmp_path / "sft"), output_dir=str(tmp_path / "e2e"), episodes=8))

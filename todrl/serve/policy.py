@@ -111,6 +111,9 @@ class DialoguePolicy:
         config = training_config(self.checkpoint)
         if config.get("task", "e2e") != "e2e":
             raise ValueError(f"{self.checkpoint}: trained for task {config['task']!r}; only end-to-end (e2e) policies talk")
+        if (config.get("format") or {}).get("type", "e2e") != "e2e":
+            raise ValueError(f"{self.checkpoint}: trained in the {config['format']['type']} format; the chat server "
+                             "speaks the end-to-end (e2e) format only")
         self.dataset = dataset or config.get("dataset") or "multiwoz21"
         self.with_act = self.dataset != "incar"
         self.vocabulary = span_vocabulary(self.dataset, data_dir or config.get("data_dir"))
