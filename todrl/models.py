@@ -35,8 +35,31 @@ TINY_PRESETS = ("tiny", "tiny-llama", "small")
 _TOKENIZER_SPECIALS = ["<pad>", "</s>", "<unk>", "<s>"]
 
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""`--precision`: the dtype of a policy's weights and activations."""
+
+
 class ModelLoadError(RuntimeError):
     pass
+
+
+def set_precision(model: PreTrainedModel, precision: str) -> PreTrainedModel:
+    """The policy's weights in `precision`; call before adding an adapter, which PEFT then keeps in float32.
+
+    Log-probabilities, ratios, KL, advantages and the value head are computed in float32 whatever this is.
+    T5 is refused in fp16: its feed-forward activations overflow float16's range (the known inf/NaN of T5 in
+    half precision); bf16 has float32's range.
+    """
+    if precision == "fp16" and getattr(model.config, "model_type", "") in ("t5", "mt5", "umt5"):
+        raise ValueError(f"precision fp16: {model.config.model_type} overflows in float16 (inf/NaN activations); use bf16")
+    return model.to(DTYPES[precision])
+
+
+def enable_gradient_checkpointing(model: PreTrainedModel) -> None:
+    """Recompute activations in the backward pass instead of keeping them; non-reentrant, so frozen inputs of an
+    adapter model need no `enable_input_require_grads`."""
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False
 
 
 def is_seq2seq(model: PreTrainedModel) -> bool:

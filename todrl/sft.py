@@ -33,7 +33,15 @@ from todrl.format import Example, FormatConfig, format_tokens
 from todrl.generation import generate_texts
 from todrl.health import TrainingFailed, check_skipped, finite_weights, run_main
 from todrl.instruct import turn_examples
-from todrl.models import TINY_PRESETS, build_tiny, is_seq2seq, link_base, load_policy
+from todrl.models import (
+    TINY_PRESETS,
+    build_tiny,
+    enable_gradient_checkpointing,
+    is_seq2seq,
+    link_base,
+    load_policy,
+    set_precision,
+)
 from todrl.run_directory import claim
 from todrl.summary import Stopwatch
 
@@ -75,7 +83,11 @@ class SFTConfig(DataConfig):
     vocab_size: int = 2000
     """Tokenizer size of the tiny presets (trained on the training texts)."""
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
-    """Mixed-precision training through accelerate."""
+    """Mixed-precision training through accelerate (float32 weights, autocast activations)."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Dtype of the weights themselves (an adapter stays float32 over a bf16 base); fp16 is refused for T5."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, about one more forward pass of time."""
     resume: bool = False
     """Continue from output_dir/last, with the settings the run was started with (a longer run and other
     evaluation or saving intervals aside)."""
@@ -118,12 +130,13 @@ def policy_for_run(cfg: SFTConfig, examples: list[Example], out: Path, total_ste
     last = out / "last"
     if cfg.adapter.type == "full":
         model, tokenizer = load_policy(last) if cfg.resume else initial_policy(cfg, examples)
-        return model, tokenizer
+        return prepared(model, cfg), tokenizer
     if cfg.resume:
         model, tokenizer = load_policy(base_dir)
     else:
         model, tokenizer = initial_policy(cfg, examples)
-        save_checkpoint(base_dir, model, tokenizer, {"role": "base model of the adapter checkpoints"})
+        save_checkpoint(base_dir, set_precision(model, cfg.precision), tokenizer, {"role": "base model of the adapter checkpoints"})
+    model = prepared(model, cfg)
     model = apply_adapter(model, cfg.adapter, total_steps)
     link_base(model, base_dir, last)  # best/ sits beside last/ too
     if cfg.resume:
@@ -131,6 +144,14 @@ def policy_for_run(cfg: SFTConfig, examples: list[Example], out: Path, total_ste
 
         set_peft_model_state_dict(model, load_peft_weights(str(last)))
     return model, tokenizer
+
+
+def prepared(model, cfg: SFTConfig):
+    """The model in the run's precision, with gradient checkpointing if asked."""
+    model = set_precision(model, cfg.precision)
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    return model
 
 
 @torch.no_grad()

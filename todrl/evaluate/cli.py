@@ -90,6 +90,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--format", choices=("e2e", "instruct"),
         help="checkpoint mode: the policy's input/target format; none = the one its run config names (else e2e)",
     )
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                        help="checkpoint mode: dtype of the weights while generating (fp16 is refused for T5)")
     parser.add_argument("--batch-size", type=int, default=32, help="checkpoint mode: turns decoded together")
     parser.add_argument("--max-new-tokens", type=int, default=160, help="checkpoint mode: greedy decoding length cap")
     parser.add_argument("--limit", type=int, help="checkpoint mode: only the first N dialogues (smoke tests; scored "
@@ -252,7 +254,8 @@ def generate_predictions(args: argparse.Namespace) -> tuple[Predictions, Path, l
                             dialogues[: args.limit])
     try:
         predictions = predict_checkpoint(args.checkpoint, dialogues[: args.limit], vocabulary, progress=True, form=form,
-                                         batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+                                         precision=args.precision, batch_size=args.batch_size,
+                                         max_new_tokens=args.max_new_tokens)
     except ModelLoadError as error:
         raise ValueError(str(error)) from None
     source = output_path(args)

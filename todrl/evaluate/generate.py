@@ -42,12 +42,13 @@ def predict_dialogues(model, tokenizer, dialogues: Sequence[Dialogue], vocabular
 
 
 def predict_checkpoint(checkpoint: str | Path, dialogues: Sequence[Dialogue], vocabulary: Vocabulary,
-                       progress: bool = False, form: InstructFormat | None = None, **generation) -> Predictions:
+                       progress: bool = False, form: InstructFormat | None = None, precision: str = "fp32",
+                       **generation) -> Predictions:
     """A checkpoint's predictions, its adapter (if any) merged first so that decoding costs what the base's does."""
-    from todrl.models import load_merged
+    from todrl.models import load_merged, set_precision
 
     model, tokenizer = load_merged(checkpoint)
-    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    set_precision(model, precision).to("cuda" if torch.cuda.is_available() else "cpu")
     return predict_dialogues(model, tokenizer, dialogues, vocabulary, progress, shortest_first=True, form=form,
                              **generation)[0]
 

@@ -91,6 +91,11 @@ class RLConfig(DataConfig):
     format: FormatConfig = field(default_factory=FormatConfig)
     """Input/target format, the SFT policy's own: e2e | instruct (each sub-task's span earns its own reward: Ru for
     the state, Rg for the act and the reply, under --reward tod)."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Dtype of the policy's weights and activations (adapters and the value head stay float32; log-probs,
+    ratios, KL and advantages are computed in float32); fp16 is refused for T5."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the PPO updates' backward pass: less memory, about one more forward pass of time."""
     adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(type="lora"))
     """Trainable parameters: lora | adalora | sucg (the reference and mask policy then cost no model copy) or full."""
     eval_every: int = 10

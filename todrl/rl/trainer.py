@@ -178,6 +178,7 @@ def ppo_update(agent, optimizer, rollout: Rollout, cfg: RLConfig, accelerator: A
     unwrapped = accelerator.unwrap_model(agent)
     policy = unwrapped.policy
     trainable = [p for p in agent.parameters() if p.requires_grad]
+    agent.train(cfg.gradient_checkpointing)  # transformers checkpoints only in training mode; dropout is off (build)
     records: dict[str, list[float]] = defaultdict(list)
     slot, skipped, epochs_run = first_slot, 0, 0
     batch_size = rollout.response.shape[0]
@@ -213,6 +214,7 @@ def ppo_update(agent, optimizer, rollout: Rollout, cfg: RLConfig, accelerator: A
             mean_kl = accelerator.reduce(torch.tensor(sum(epoch_kl) / len(epoch_kl), device=accelerator.device), "mean").item()
             if mean_kl > cfg.target_kl:
                 break
+    agent.eval()
     stats = {f"ppo/{name}": sum(values) / len(values) for name, values in records.items()}
     stats.update({"ppo/skipped_updates": float(skipped), "ppo/epochs": float(epochs_run)})
     return stats
