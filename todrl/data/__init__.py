@@ -10,12 +10,14 @@ from rewards.spans import INCAR_SLOTS, MULTIWOZ_ACTS, MULTIWOZ_SLOTS, SGD_ACTS, 
 
 from todrl.data.records import Dialogue, Goal, Turn
 
-__all__ = ["DATASETS", "SHARED_FOLDERS", "Dataset", "Dialogue", "Goal", "Turn", "default_data_dir", "dev_split_name", "load_dialogues",
-           "span_vocabulary"]
+__all__ = ["DATASETS", "SCORED_DATASETS", "SHARED_FOLDERS", "Dataset", "Dialogue", "Goal", "Turn", "default_data_dir",
+           "dev_split_name", "load_dialogues", "span_vocabulary"]
 
-Dataset = Literal["multiwoz21", "incar", "sgd"]
+Dataset = Literal["multiwoz21", "incar", "sgd", "synthetic"]
 DATASETS: tuple[str, ...] = get_args(Dataset)
-SHARED_FOLDERS = {"multiwoz21": "multiwoz21", "incar": "kvret", "sgd": "sgd"}
+SCORED_DATASETS: tuple[str, ...] = ("multiwoz21", "incar", "sgd")
+"""Corpora with an evaluator; a synthetic corpus (`todrl.synth`, MultiWOZ's grammar) trains, it is no benchmark."""
+SHARED_FOLDERS = {"multiwoz21": "multiwoz21", "incar": "kvret", "sgd": "sgd", "synthetic": "synthetic"}
 """Folder of each corpus under the data root."""
 
 
@@ -45,6 +47,13 @@ def load_dialogues(dataset: str, data_dir: str | Path | None, split: str, servic
         from todrl.data.incar import load_incar
 
         return load_incar(data_dir, split)
+    if dataset == "synthetic":
+        from todrl.synth.corpus import load_synthetic
+
+        if split != "train":
+            raise ValueError(f"a synthetic corpus has one split, train (not {split!r}): hold a dev slice out of it with "
+                             "--dev-split train --dev-dialogues N")
+        return load_synthetic(data_dir)
     from todrl.data.sgd import load_sgd
 
     return load_sgd(data_dir, split, services=services)
@@ -55,7 +64,7 @@ def span_vocabulary(dataset: str, data_dir: str | Path | None = None) -> Vocabul
 
     SGD's come from the schemas of every split found (test services are unseen in train).
     """
-    if dataset == "multiwoz21":
+    if dataset in ("multiwoz21", "synthetic"):
         return Vocabulary(MULTIWOZ_SLOTS, acts=MULTIWOZ_ACTS)
     if dataset == "incar":
         return Vocabulary(INCAR_SLOTS, acts=())

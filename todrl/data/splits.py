@@ -79,9 +79,16 @@ class DataConfig:
     split_seed: int = 42
     """Draws the held-out dev slice and the training share. Kept apart from the training seed, so that RL runs with
     different seeds select on the same dialogues their SFT start held out, never on ones it trained on."""
+    extra_train: list[str] | None = None
+    """Synthetic corpora (`python -m todrl.synth` output folders or .jsonl files, comma-separated) whose dialogues
+    join the training dialogues, after train_fraction has drawn the real ones; dev stays real (stage 1 of two-stage
+    fine-tuning)."""
 
     RANGES: ClassVar[dict[str, str]] = {"dev_dialogues": "[0, inf)", "train_fraction": "(0, 1]", "split_seed": "[0, 4294967295]"}
 
     def load_train_dev(self) -> tuple[list[Dialogue], list[Dialogue]]:
-        return train_dev(self.dataset, self.data_dir, self.train_split, self.dev_split, self.dev_dialogues,
-                         self.train_fraction, self.services, self.split_seed)
+        train, dev = train_dev(self.dataset, self.data_dir, self.train_split, self.dev_split, self.dev_dialogues,
+                               self.train_fraction, self.services, self.split_seed)
+        for corpus in self.extra_train or ():
+            train += load_dialogues("synthetic", corpus, "train")
+        return train, dev

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from todrl.config import parse_args_with_config
-from todrl.data import DATASETS, default_data_dir, load_dialogues, span_vocabulary
+from todrl.data import SCORED_DATASETS, default_data_dir, load_dialogues, span_vocabulary
 from todrl.data.errors import DataError
 from todrl.data.records import Dialogue
 from todrl.evaluate.corpus import REPORTED, CorpusScorer, ScoringOptions
@@ -55,7 +55,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
              "state value)",
     )
     source.add_argument("--checkpoint", type=Path, help="model directory: generate the split, then score it")
-    parser.add_argument("--dataset", choices=DATASETS, default="multiwoz21", help="corpus whose split is scored")
+    parser.add_argument("--dataset", choices=SCORED_DATASETS, default="multiwoz21", help="corpus whose split is scored")
     parser.add_argument("--data-dir", type=Path, help="corpus folder; none = $TODRL_DATA/<corpus>, else ../shared/data/<corpus>")
     parser.add_argument("--split", default="test", help="split the predictions are for")
     parser.add_argument("--evaluator", choices=("standard", "legacy"), default="standard", help="MultiWOZ only")

@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from todrl.data import DATASETS
+from todrl.data import SCORED_DATASETS
 from todrl.models import ModelLoadError
 from todrl.serve.batch import Batcher
 from todrl.serve.chat import ChatRequest, RequestError, answer, read_conversation
@@ -119,7 +119,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--model-name", help="model id clients send (default: the checkpoint path as given)")
-    parser.add_argument("--dataset", choices=DATASETS, help="corpus the policy speaks (default: from the checkpoint)")
+    parser.add_argument("--dataset", choices=SCORED_DATASETS, help="corpus the policy speaks (default: from the checkpoint)")
     parser.add_argument("--data-dir", type=Path,
                         help="corpus folder: MultiWOZ's db/ fills replies, SGD's schemas name slots (default: as trained, else $TODRL_DATA)")
     parser.add_argument("--max-source-length", type=int, help="default: from the checkpoint, else 256")

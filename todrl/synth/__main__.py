@@ -1,0 +1,3 @@
+from todrl.synth.cli import main
+
+raise SystemExit(main())
