@@ -84,3 +84,43 @@ def test_bf16_checkpointed_adapter_runs_train_save_and_reload_in_sft_and_rl(tmp_
     trained = torch.load(tmp_path / "rl" / "last" / "optimizer.pt", weights_only=False)["trainable"]
     assert any(t.abs().sum() > 0 for n, t in trained.items() if "lora_B" in n)  # the update reached the adapter
     assert trained[next(n for n in trained if "value_head" in n)].dtype == torch.float32
+
+
+def test_a_quantized_base_needs_an_adapter():
+    from todrl.adapters import AdapterConfig
+    from todrl.rl.config import RLConfig
+    from todrl.sft import SFTConfig
+
+    with pytest.raises(ValueError, match="quantize 4bit needs an adapter"):
+        SFTConfig(quantize="4bit")  # SFT's default adapter is full fine-tuning
+    with pytest.raises(ValueError, match="quantize 8bit needs an adapter"):
+        RLConfig(quantize="8bit", adapter=AdapterConfig(type="full"))
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("fresh_accelerator_state")
+@pytest.mark.parametrize(("preset", "quantize"), [("tiny", "4bit"), ("tiny-llama", "8bit")])
+def test_adapters_train_over_a_quantized_base_in_sft_and_rl(tmp_path, preset, quantize):
+    from accelerate.state import AcceleratorState
+    from peft import PeftModel
+
+    from todrl.adapters import AdapterConfig
+    from todrl.models import load_policy
+    from todrl.rl.config import RLConfig
+    from todrl.rl.trainer import train as rl
+    from todrl.sft import SFTConfig, train as sft
+
+    sft(SFTConfig(model=preset, output_dir=str(tmp_path / "sft"), max_steps=2, batch_size=8, vocab_size=400,
+                  max_target_length=48, adapter=AdapterConfig(type="lora"), quantize=quantize, precision="bf16"))
+    model, _ = load_policy(tmp_path / "sft" / "best")  # the adapter loads onto the saved, unquantized base
+    assert isinstance(model, PeftModel)
+    linear = next(m for n, m in model.named_modules() if n.endswith(("SelfAttention.q", "self_attn.q_proj")))
+    assert type(linear.base_layer).__name__ == "Linear"
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    summary = rl(RLConfig(model=str(tmp_path / "sft"), output_dir=str(tmp_path / "rl"), episodes=8, batch_size=8,
+                          minibatch_size=4, ppo_epochs=1, max_new_tokens=12, eval_dialogues=1, algo="nlpo",
+                          quantize=quantize, precision="bf16"))
+    assert summary["iterations"] == 1
+    trained = torch.load(tmp_path / "rl" / "last" / "optimizer.pt", weights_only=False)["trainable"]
+    assert any(t.abs().sum() > 0 for n, t in trained.items() if "lora_B" in n)

@@ -55,6 +55,26 @@ def set_precision(model: PreTrainedModel, precision: str) -> PreTrainedModel:
     return model.to(DTYPES[precision])
 
 
+def check_quantize(quantize: str, adapter_type: str) -> None:
+    """Quantized bases train adapters only: their own weights cannot take gradient steps."""
+    if quantize != "none" and adapter_type == "full":
+        raise ValueError(f"quantize {quantize} needs an adapter (lora, adalora or sucg): a quantized base is frozen")
+
+
+def load_quantized(base: str | Path, quantize: str, precision: str):
+    """A saved base reloaded with its linear layers quantized by bitsandbytes (QLoRA's NF4 for 4bit, LLM.int8 for
+    8bit), computing in `precision`, ready for an adapter: the KL reference stays this base with the adapter off."""
+    from peft import prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig
+
+    compute = DTYPES["bf16" if precision == "bf16" else "fp32"]
+    settings = (BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute)
+                if quantize == "4bit" else BitsAndBytesConfig(load_in_8bit=True))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, tokenizer = load_policy(base, quantization_config=settings, device_map=device)
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False), tokenizer
+
+
 def enable_gradient_checkpointing(model: PreTrainedModel) -> None:
     """Recompute activations in the backward pass instead of keeping them; non-reentrant, so frozen inputs of an
     adapter model need no `enable_input_require_grads`."""

@@ -36,10 +36,12 @@ from todrl.instruct import turn_examples
 from todrl.models import (
     TINY_PRESETS,
     build_tiny,
+    check_quantize,
     enable_gradient_checkpointing,
     is_seq2seq,
     link_base,
     load_policy,
+    load_quantized,
     set_precision,
 )
 from todrl.run_directory import claim
@@ -88,6 +90,8 @@ class SFTConfig(DataConfig):
     """Dtype of the weights themselves (an adapter stays float32 over a bf16 base); fp16 is refused for T5."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, about one more forward pass of time."""
+    quantize: Literal["none", "4bit", "8bit"] = "none"
+    """Adapter runs: train over the base quantized by bitsandbytes (4bit: QLoRA's NF4, computing in the precision)."""
     resume: bool = False
     """Continue from output_dir/last, with the settings the run was started with (a longer run and other
     evaluation or saving intervals aside)."""
@@ -108,6 +112,7 @@ class SFTConfig(DataConfig):
     def __post_init__(self) -> None:
         check_choices(self)
         check_ranges(self)
+        check_quantize(self.quantize, self.adapter.type)
 
 
 def initial_policy(cfg: SFTConfig, examples: list[Example]):
@@ -136,7 +141,7 @@ def policy_for_run(cfg: SFTConfig, examples: list[Example], out: Path, total_ste
     else:
         model, tokenizer = initial_policy(cfg, examples)
         save_checkpoint(base_dir, set_precision(model, cfg.precision), tokenizer, {"role": "base model of the adapter checkpoints"})
-    model = prepared(model, cfg)
+    model = load_quantized(base_dir, cfg.quantize, cfg.precision)[0] if cfg.quantize != "none" else prepared(model, cfg)
     model = apply_adapter(model, cfg.adapter, total_steps)
     link_base(model, base_dir, last)  # best/ sits beside last/ too
     if cfg.resume:

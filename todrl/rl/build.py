@@ -22,7 +22,14 @@ from todrl.data.records import Dialogue
 from todrl.data import span_vocabulary
 from todrl.format import Example
 from todrl.instruct import checkpoint_format, turn_examples
-from todrl.models import enable_gradient_checkpointing, link_base, load_merged, load_policy, set_precision
+from todrl.models import (
+    enable_gradient_checkpointing,
+    link_base,
+    load_merged,
+    load_policy,
+    load_quantized,
+    set_precision,
+)
 from todrl.rl.config import DEFAULT_SFT, RLConfig
 from todrl.rl.nlpo import MaskPolicy
 from todrl.rl.reference import Reference
@@ -75,7 +82,10 @@ def build_policy(cfg: RLConfig, out: Path, total_steps: int, accelerator: Accele
         if cfg.adapter.type != "full" and accelerator.is_main_process:
             save_checkpoint(base_dir, set_precision(model, cfg.precision), tokenizer,
                             {"role": "starting policy (SFT) of the RL adapter checkpoints"})
-    model = set_precision(model, cfg.precision)
+    if cfg.quantize != "none":
+        model = load_quantized(base_dir, cfg.quantize, cfg.precision)[0]
+    else:
+        model = set_precision(model, cfg.precision)
     if cfg.gradient_checkpointing:
         enable_gradient_checkpointing(model)
         for module in model.modules():  # updates then run in training mode (checkpointing needs it), still without dropout

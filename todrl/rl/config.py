@@ -12,6 +12,7 @@ from todrl.adapters import AdapterConfig
 from todrl.config import check_choices, check_ranges
 from todrl.data.splits import DataConfig
 from todrl.format import FormatConfig
+from todrl.models import check_quantize
 
 DEFAULT_SFT = "runs/sft/default"
 """Where `python -m todrl.sft` writes by default, and so where RL starts by default."""
@@ -96,6 +97,9 @@ class RLConfig(DataConfig):
     ratios, KL and advantages are computed in float32); fp16 is refused for T5."""
     gradient_checkpointing: bool = False
     """Recompute activations in the PPO updates' backward pass: less memory, about one more forward pass of time."""
+    quantize: Literal["none", "4bit", "8bit"] = "none"
+    """Adapter runs: the SFT policy quantized by bitsandbytes under the adapter (4bit: QLoRA's NF4); the KL
+    reference is that same quantized base with the adapter off."""
     adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(type="lora"))
     """Trainable parameters: lora | adalora | sucg (the reference and mask policy then cost no model copy) or full."""
     eval_every: int = 10
@@ -125,6 +129,7 @@ class RLConfig(DataConfig):
             self.reward = RewardConfig(type=self.reward)
         check_choices(self)
         check_ranges(self)
+        check_quantize(self.quantize, self.adapter.type)
         if self.minibatch_size > self.batch_size:
             raise ValueError(f"minibatch_size ({self.minibatch_size}) must not exceed batch_size ({self.batch_size})")
         if self.target_kl is not None and self.adapter.type in ("adalora", "sucg"):
