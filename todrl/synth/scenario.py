@@ -27,7 +27,6 @@ BOOK_SLOTS: dict[str, tuple[str, ...]] = {"restaurant": ("day", "people", "time"
 SEARCH_SLOTS: dict[str, tuple[str, ...]] = {d: tuple(s for s in INFORMABLE_SLOTS[d] if s not in BOOK_SLOTS.get(d, ()))
                                             for d in DOMAINS if d != "taxi"}
 """Constraints that select a database row (train's day too: it is a column)."""
-SEARCH_SLOTS["train"] = ("departure", "destination", "day", "leave", "arrive")
 
 ANSWERS: dict[str, tuple[str, ...]] = {
     "restaurant": ("address", "phone", "postcode", "price", "area", "food"),
@@ -76,7 +75,7 @@ class Ontology:
         for service in json.loads(schema_path.read_text()):
             for slot in service["slots"]:
                 domain, raw = slot["name"].split("-", 1)
-                name = state_slot_name({"leaveat": "leaveat", "arriveby": "arriveby"}.get(raw, raw))
+                name = state_slot_name(raw)
                 if domain in INFORMABLE_SLOTS and name in INFORMABLE_SLOTS[domain] and slot.get("possible_values"):
                     normalized = [v for v in (normalize_value(name, p) for p in slot["possible_values"]) if v]
                     ontology.categorical.setdefault(domain, {})[name] = list(dict.fromkeys(normalized))
@@ -118,8 +117,6 @@ class ScenarioSampler:
 
     def sample(self, level: int, rng: random.Random) -> Scenario:
         domains = rng.sample(DOMAINS, min(level, len(DOMAINS)))
-        if "taxi" in domains and len(domains) == 1:
-            domains = ["taxi"]
         domains.sort(key=lambda d: d == "taxi")  # a taxi goes between the places found before it
         goal: dict[str, Goal] = {}
         entities: dict[str, dict[str, str]] = {}
