@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,13 +16,14 @@ from todrl.data.db import MultiWozDB
 from todrl.data.errors import DataError
 from todrl.data.multiwoz import SAMPLE_PATH
 from todrl.data.normalize import INFORMABLE_SLOTS
+from todrl.data.records import Turn
 from todrl.lexicalize import PLACEHOLDER
 from todrl.serve.launch import free_port, running
 from todrl.synth.cli import main
 from todrl.synth.corpus import ACCEPTED, REJECTED, read_records
-from todrl.synth.flow import Step
+from todrl.synth.flow import Reply, Step
 from todrl.synth.scenario import Ontology
-from todrl.synth.validate import REASONS, check_flow
+from todrl.synth.validate import REASONS, check_flow, check_turn
 
 ONTOLOGY_DB = MultiWozDB(SAMPLE_PATH / "db")
 ONTOLOGY = Ontology.read(ONTOLOGY_DB, SAMPLE_PATH / "schema_2.2.json")
@@ -63,6 +65,36 @@ def test_rules_and_templates_corpus_validates(corpus: Path) -> None:
     dialogues = load_dialogues("synthetic", corpus, "train")
     assert [d.id for d in dialogues] == [r["id"] for r in records]
     assert dialogues[0].dataset == "synthetic" and dialogues[0].turns[0].belief_state
+
+
+def test_each_validator_names_what_it_catches() -> None:
+    restaurant = ONTOLOGY_DB.query("restaurant", {})[0]
+    assert check_flow([Step("inform", "restaurant", {"food": restaurant["food"]})], ONTOLOGY, ONTOLOGY_DB) == []
+    assert check_flow([Step("inform", "restaurant", {"colour": "red"})], ONTOLOGY, ONTOLOGY_DB) == ["slot_not_in_schema"]
+    assert check_flow([Step("inform", "restaurant", {"food": "martian"})], ONTOLOGY, ONTOLOGY_DB) == ["value_not_in_ontology"]
+    assert check_flow([Step("inform", "restaurant", {"food": restaurant["food"]}),
+                       Step("inform", "restaurant", {"name": "pizza hut fen ditton", "food": "thai"})],
+                      ONTOLOGY, ONTOLOGY_DB) == ["unsatisfiable"]
+
+    previous = {"restaurant": {"area": "centre"}}
+    step = Step("request", "restaurant", {"food": "thai"}, ["phone"])
+    reply = Reply({"restaurant": {"inform": ["phone"]}}, {"phone": "01223323737"})
+    good = Turn(user="i want thai food . what is the phone ?", system="the phone is 01223323737 .",
+                system_delex="the phone is [value_phone] .",
+                belief_state={"restaurant": {"area": "centre", "food": "thai"}},
+                dialogue_act=reply.act, requested_slots={"restaurant": ["phone"]})
+    assert check_turn(good, previous, [step], reply) == []
+    broken = {
+        "state_not_from_flow": dict(belief_state={"restaurant": {"food": "thai"}}),
+        "request_unanswered": dict(requested_slots={"restaurant": ["phone", "postcode"]}),
+        "value_not_in_utterance": dict(user="what is the phone ?"),
+        "delex_round_trip": dict(system_delex="the phone is [value_postcode] ."),
+        "slot_not_in_schema": dict(dialogue_act={"restaurant": {"inform": ["phone"], "shout": []}}),
+    }
+    for reason, change in broken.items():
+        assert check_turn(replace(good, **change), previous, [step], reply) == [reason], reason
+    leaked = replace(good, system="the phone is 01223323737 .", system_delex="the phone is 01223323737 .")
+    assert check_turn(leaked, previous, [step], reply) == ["delex_round_trip"]  # a value left in the delexicalized text
 
 
 def test_resume_after_a_kill_repeats_nothing_and_matches_an_uninterrupted_run(corpus: Path, tmp_path: Path) -> None:

@@ -114,7 +114,8 @@ class DialoguePolicy:
         if (config.get("format") or {}).get("type", "e2e") != "e2e":
             raise ValueError(f"{self.checkpoint}: trained in the {config['format']['type']} format; the chat server "
                              "speaks the end-to-end (e2e) format only")
-        self.dataset = dataset or config.get("dataset") or "multiwoz21"
+        trained_on = dataset or config.get("dataset") or "multiwoz21"
+        self.dataset = "multiwoz21" if trained_on == "synthetic" else trained_on  # todrl.synth writes MultiWOZ's format
         self.with_act = self.dataset != "incar"
         self.vocabulary = span_vocabulary(self.dataset, data_dir or config.get("data_dir"))
         self.max_source_length = max_source_length or config.get("max_source_length") or 256
