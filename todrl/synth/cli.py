@@ -3,7 +3,8 @@
 ``schema`` (seed 003): scenarios from the MultiWOZ schema and database, a logic flow per dialogue (``--planner
 rules|llm``), words for it (``--realizer templates|llm``). ``simulate`` (seed 001): an LLM user with a sampled goal
 talks to an LLM agent whose declared state is queried against the database. Both validate every turn, regenerate
-failing ones, drop and count what keeps failing, and append to ``DIR/dialogues.jsonl``; a rerun resumes.
+failing ones, drop and count what keeps failing, and append to ``DIR/dialogues.jsonl``; a rerun resumes. LLM runs
+make ``--concurrency`` dialogues at once, each with its own RNG, so the corpus does not depend on their order.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from todrl.data.db import MultiWozDB
@@ -60,6 +62,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     common.add_argument("--temperature", type=float, default=0.7)
     common.add_argument("--max-tokens", type=_at_least(1), default=512)
     common.add_argument("--timeout", type=float, default=120.0, help="seconds one request may take")
+    common.add_argument("--concurrency", type=_at_least(1), default=8,
+                        help="LLM: dialogues generated at once (each appended when done; the reader sorts by id)")
     schema = commands.add_parser("schema", parents=[common], help="schema -> scenario -> logic flow -> utterances",
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     schema.add_argument("--planner", choices=("rules", "llm"), default="rules")
@@ -109,9 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     generator, client = composer_for(args, db, ontology)
     todo = [i for i in range(args.dialogues) if _dialogue_id(args, i) not in done]
     print(f"{len(done)} dialogues already in {args.output}; {len(todo)} to go", file=sys.stderr)
+    pool = ThreadPoolExecutor(args.concurrency if client is not None else 1)
     try:
-        for index in todo:
-            record = generator.compose(_dialogue_id(args, index), args.seed, index)
+        futures = [pool.submit(generator.compose, _dialogue_id(args, index), args.seed, index) for index in todo]
+        for future in as_completed(futures):
+            record = future.result()
             writer.append(record)
             (rejected if "reason" in record else accepted).append(record)
     except EndpointError as error:
@@ -121,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:
+        pool.shutdown(cancel_futures=True)
         print(summary(accepted, rejected))
         if client is not None:
             print(client.usage.summary())

@@ -78,7 +78,8 @@ def read_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def load_synthetic(path: str | Path) -> list[Dialogue]:
-    """The accepted dialogues of a corpus folder (or .jsonl file) as records; errors name the file and line."""
+    """The accepted dialogues of a corpus folder (or .jsonl file) as records, by id (concurrent runs append in any
+    order; dev slices are drawn from this order); errors name the file and line."""
     file = corpus_file(path)
     dialogues = []
     for number, record in read_records(file):
@@ -87,7 +88,7 @@ def load_synthetic(path: str | Path) -> list[Dialogue]:
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise DataError(file, f"line {number}: malformed dialogue ({type(error).__name__}: {error})",
                             dialogue_id=record.get("id")) from None
-    return dialogues
+    return sorted(dialogues, key=lambda d: d.id)
 
 
 def _dialogue(record: dict[str, Any]) -> Dialogue:
