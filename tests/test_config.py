@@ -107,7 +107,8 @@ def test_nested_defaults_come_from_the_parent_field(capsys):
     assert entries["--adapter"][0] == "--adapter {full,lora,adalora,sucg}, --adapter.type {full,lora,adalora,sucg}"
     assert entries["--adapter"][1].endswith("(default: full)")
     assert entries["--mixed-precision"] == ("--mixed-precision {no,fp16,bf16}",
-                                            "Mixed-precision training through accelerate. (default: no)")
+                                            "Mixed-precision training through accelerate (float32 weights, autocast "
+                                            "activations). (default: no)")
     assert [flag for flag, (_, description) in entries.items() if description.startswith("(default:")] == []
 
 
