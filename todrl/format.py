@@ -19,12 +19,16 @@ from rewards.spans import EOS_B, SOS_B, SPAN_TOKENS, build_target, format_belief
 from todrl.config import check_choices
 from todrl.data.records import BeliefState, Dialogue, Turn
 
-__all__ = ["Example", "FormatConfig", "build_examples", "clean_generation", "format_tokens", "parse_target", "turn_source", "uses_acts"]
+__all__ = ["TASKS", "Example", "FormatConfig", "build_examples", "clean_generation", "format_tokens", "parse_target", "turn_source", "uses_acts"]
 
 PREFIXES = {
     "e2e": "translate dialogue to belief state, dialogue action, and system response",
     "dst": "translate dialogue to belief state",
+    "dst-cot": "translate dialogue to formal representation and rationale",
+    "dst-cot-state": "translate dialogue and formal representation to belief state",
 }
+TASKS = ("e2e", "dst", "dst-cot")
+"""e2e: BS, DA, SR; dst: BS; dst-cot: step-by-step state tracking, two examples per turn (`todrl.cot`)."""
 
 _MARKER = re.compile(r"<[a-z_]+>|\[[a-z0-9_ ]+\]")
 
@@ -40,7 +44,8 @@ class Example:
     belief_state: BeliefState = field(default_factory=dict)
     requested: dict[str, list[str]] = field(default_factory=dict)
     subtask: str = "e2e"
-    """e2e (the whole target), or the instruction format's state, policy or response (`todrl.instruct`)."""
+    """e2e (the whole target), the instruction format's state, policy or response (`todrl.instruct`), or dst-cot's
+    formal or state (`todrl.cot`)."""
 
 
 @dataclass
@@ -66,9 +71,14 @@ def uses_acts(dialogues: Sequence[Dialogue]) -> bool:
 
 
 def build_examples(dialogues: Sequence[Dialogue], task: str = "e2e", with_act: bool | None = None) -> list[Example]:
-    """One example per turn, conditioned on the previous turn's gold annotations (offline RL treats each turn as an episode)."""
-    if task not in PREFIXES:
-        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(PREFIXES)}")
+    """One example per turn, conditioned on the previous turn's gold annotations (offline RL treats each turn as an
+    episode); dst-cot gives two per turn, its stages."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if task == "dst-cot":
+        from todrl.cot import cot_examples  # it builds its sources here
+
+        return cot_examples(dialogues)
     if with_act is None:
         with_act = task == "e2e" and uses_acts(dialogues)
     examples = []

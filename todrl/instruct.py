@@ -175,11 +175,20 @@ def inference_format(config: FormatConfig | str, dataset: str, data_dir: str | P
     return InstructFormat.of(dataset, data_dir, vocabulary, dialogues) if kind == "instruct" else None
 
 
+def checkpoint_config(checkpoint: str | Path) -> dict:
+    """The run config saved with a todrl checkpoint; {} for a bare model directory."""
+    state = Path(checkpoint) / "trainer_state.json"
+    return (json.loads(state.read_text()).get("config") or {}) if state.is_file() else {}
+
+
 def checkpoint_format(checkpoint: str | Path) -> str:
     """The format a todrl checkpoint was trained in (its saved run config), e2e when it says none."""
-    state = Path(checkpoint) / "trainer_state.json"
-    config = json.loads(state.read_text()).get("config", {}) if state.is_file() else {}
-    return (config.get("format") or {}).get("type", "e2e")
+    return (checkpoint_config(checkpoint).get("format") or {}).get("type", "e2e")
+
+
+def checkpoint_task(checkpoint: str | Path) -> str:
+    """The task a todrl checkpoint was trained for (e2e, dst, dst-cot), e2e when its run config says none."""
+    return checkpoint_config(checkpoint).get("task") or "e2e"
 
 
 def chain_targets(generate, form: InstructFormat, dialogues: Sequence[Dialogue], vocabulary: Vocabulary) -> list[str]:

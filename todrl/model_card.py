@@ -28,9 +28,12 @@ ENTRY_POINTS: dict[str, type] = {"todrl.sft": SFTConfig, "todrl.rl": RLConfig}
 """The command behind a run is the entry point whose config takes every key of the run's config."""
 
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
-_TASK_TARGETS = {"e2e": "<sos_b> ... <eos_b> <sos_a> ... <eos_a> <sos_r> ... <eos_r>", "dst": "<sos_b> ... <eos_b>"}
+_TASK_TARGETS = {"e2e": "<sos_b> ... <eos_b> <sos_a> ... <eos_a> <sos_r> ... <eos_r>", "dst": "<sos_b> ... <eos_b>",
+                 "dst-cot": "<sos_f> [intention] [domain] slot value ... <eos_f> rationale` (stage 1; stage 2 reads "
+                            "that appended to its input and writes `<sos_b> ... <eos_b>"}
 _TASK_OUTPUTS = {"e2e": "the belief state, the dialogue act and the delexicalized system response in one sequence",
-                 "dst": "the belief state"}
+                 "dst": "the belief state",
+                 "dst-cot": "the user turn's formal representation and a rationale, then the belief state (todrl.cot)"}
 
 
 def _read(path: Path, parse: Callable[[str], Any]) -> Any:

@@ -54,8 +54,9 @@ class SFTConfig(DataConfig):
 
     model: str = "tiny"
     """Hub name, local path, or a preset built offline: tiny (T5), tiny-llama, small (T5-small-sized)."""
-    task: Literal["e2e", "dst"] = "e2e"
-    """e2e (BS, DA, SR) or dst (BS only)."""
+    task: Literal["e2e", "dst", "dst-cot"] = "e2e"
+    """e2e (BS, DA, SR), dst (BS only), or dst-cot (step by step: the user turn's formal representation and a
+    rationale, then BS given them; both stages' examples in one mixture, see todrl.cot)."""
     output_dir: str = "runs/sft/default"
     """Run directory: config.yaml, TensorBoard logs, summary.json and the best/ and last/ checkpoints."""
     epochs: int = 15

@@ -43,6 +43,20 @@ class Turn:
 
 
 @dataclass
+class UserIntent:
+    """A user turn as a logic flow plans it (seed 003): what the user means, the slot-values it introduces, and why.
+
+    The first stage of step-by-step state tracking (`todrl.cot`) learns to write it before the state.
+    """
+
+    intention: str
+    """inform, update, request, book, bye (synthetic flows); real corpora's derived ones add chat."""
+    slot_values: BeliefState = field(default_factory=dict)
+    """domain -> slot -> value the turn introduces or changes."""
+    rationale: str = ""
+
+
+@dataclass
 class Dialogue:
     id: str
     goal: dict[str, Goal]
@@ -51,3 +65,5 @@ class Dialogue:
     """Corpus name ("multiwoz21", "incar", "sgd")."""
     services: list[str] = field(default_factory=list)
     """Service or domain names, used to split results per service (SGD)."""
+    intents: list[UserIntent] = field(default_factory=list)
+    """One per turn where the corpus records its logic flow (synthetic corpora); empty elsewhere."""

@@ -31,6 +31,7 @@ from todrl.config import parse_args_with_config
 from todrl.data import SCORED_DATASETS, default_data_dir, load_dialogues, span_vocabulary
 from todrl.data.errors import DataError
 from todrl.data.records import Dialogue
+from todrl.format import TASKS
 from todrl.evaluate.corpus import REPORTED, CorpusScorer, ScoringOptions
 from todrl.evaluate.incar_published import DESCRIPTIONS as INCAR_DESCRIPTIONS
 from todrl.evaluate.incar_published import METRICS as INCAR_METRICS
@@ -89,6 +90,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--format", choices=("e2e", "instruct"),
         help="checkpoint mode: the policy's input/target format; none = the one its run config names (else e2e)",
+    )
+    parser.add_argument(
+        "--task", choices=TASKS,
+        help="checkpoint mode: what the policy writes (e2e; dst: the state; dst-cot: its two stages, chained); "
+             "none = the one its run config names (else e2e)",
     )
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                         help="checkpoint mode: dtype of the weights while generating (fp16 is refused for T5)")
@@ -245,16 +251,19 @@ def sgd_summary(official: dict[str, Any], strict: dict[str, Any]) -> list[str]:
 def generate_predictions(args: argparse.Namespace) -> tuple[Predictions, Path, list[Dialogue]]:
     """Checkpoint mode: predict the split (its first --limit dialogues), write the file; also the whole split."""
     from todrl.evaluate.generate import predict_checkpoint  # torch and transformers: only to generate
-    from todrl.instruct import checkpoint_format, inference_format
+    from todrl.instruct import checkpoint_format, checkpoint_task, inference_format
     from todrl.models import ModelLoadError
 
     dialogues = load_dialogues(args.dataset, args.data_dir, args.split)
     vocabulary = span_vocabulary(args.dataset, args.data_dir)
     form = inference_format(args.format or checkpoint_format(args.checkpoint), args.dataset, args.data_dir, vocabulary,
                             dialogues[: args.limit])
+    task = args.task or checkpoint_task(args.checkpoint)
+    if form is not None and task != "e2e":
+        raise ValueError(f"the instruct format covers the e2e task, not {task!r}")
     try:
         predictions = predict_checkpoint(args.checkpoint, dialogues[: args.limit], vocabulary, progress=True, form=form,
-                                         precision=args.precision, batch_size=args.batch_size,
+                                         precision=args.precision, task=task, batch_size=args.batch_size,
                                          max_new_tokens=args.max_new_tokens)
     except ModelLoadError as error:
         raise ValueError(str(error)) from None

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from todrl.data.errors import DataError
-from todrl.data.records import Dialogue, Goal, Turn
+from todrl.data.records import Dialogue, Goal, Turn, UserIntent
 
 ACCEPTED = "dialogues.jsonl"
 REJECTED = "rejected.jsonl"
@@ -96,4 +96,12 @@ def _dialogue(record: dict[str, Any]) -> Dialogue:
     turns = [Turn(**{name: turn[name] for name in _TURN_FIELDS if name in turn}) for turn in record["turns"]]
     if not turns:
         raise ValueError("no turns")
-    return Dialogue(id=record["id"], goal=goal, turns=turns, dataset=DATASET, services=list(goal))
+    intents = [_intent(turn["flow"]) for turn in record["turns"] if "flow" in turn]
+    return Dialogue(id=record["id"], goal=goal, turns=turns, dataset=DATASET, services=list(goal),
+                    intents=intents if len(intents) == len(turns) else [])
+
+
+def _intent(step: dict[str, Any]) -> UserIntent:
+    """A turn's flow step (`todrl.synth.flow.Step` as written) as the record the state tracker's first stage learns."""
+    values = step.get("slot_values") or {}
+    return UserIntent(step["intention"], {step["domain"]: dict(values)} if values else {}, step.get("rationale", ""))
