@@ -124,16 +124,29 @@ def test_oracle_chain_gives_the_gold_states(sample: list[Dialogue], synthetic: l
     assert result.joint_goal_accuracy == 100.0 and result.slot_accuracy == 100.0
 
 
+@pytest.mark.parametrize("task", ["dst", "dst-cot"])
+def test_predicting_reads_each_task_from_its_own_sources(sample: list[Dialogue], task: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import todrl.evaluate.generate as generate
+
+    by_source = {e.source: e.target for e in build_examples(sample, task=task)}
+    monkeypatch.setattr(generate, "generate_texts", lambda model, tokenizer, sources, **_: [by_source[s] for s in sources])
+    predictions, texts = generate.predict_dialogues(None, None, sample, None, shortest_first=True, task=task)
+    assert [[t.state for t in predictions[d.id]] for d in sample] == [[t.belief_state for t in d.turns] for d in sample]
+    assert all(text.startswith("<sos_b>") for text in texts)
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("fresh_accelerator_state")
-def test_sft_then_evaluate_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("task", ["dst", "dst-cot"])
+def test_sft_then_evaluate_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str], task: str) -> None:
     from todrl.evaluate.cli import main as evaluate
     from todrl.instruct import checkpoint_task
     from todrl.sft import SFTConfig, train
 
-    train(SFTConfig(task="dst-cot", output_dir=str(tmp_path / "sft"), max_steps=3, batch_size=8, vocab_size=400,
+    train(SFTConfig(task=task, output_dir=str(tmp_path / "sft"), max_steps=3, batch_size=8, vocab_size=400,
                     max_target_length=48))
-    assert checkpoint_task(tmp_path / "sft" / "best") == "dst-cot"
+    assert checkpoint_task(tmp_path / "sft" / "best") == task
     capsys.readouterr()
     output = tmp_path / "predictions.json"
     assert evaluate(["--checkpoint", str(tmp_path / "sft" / "best"), "--data-dir", str(SAMPLE_PATH), "--limit", "1",
