@@ -126,8 +126,8 @@ def test_incar_has_no_policy_subtask_and_describes_its_kb_fields():
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("fresh_accelerator_state")
-@pytest.mark.parametrize("model", ["tiny", "tiny-llama"])
-def test_sft_then_rl_then_evaluate_in_the_instruct_format(tmp_path, capsys, model):
+@pytest.mark.parametrize(("model", "dataset"), [("tiny", "multiwoz21"), ("tiny-llama", "multiwoz21"), ("tiny", "incar")])
+def test_sft_then_rl_then_evaluate_in_the_instruct_format(tmp_path, capsys, model, dataset):
     from accelerate.state import AcceleratorState
 
     from todrl.evaluate.cli import main as evaluate
@@ -135,8 +135,10 @@ def test_sft_then_rl_then_evaluate_in_the_instruct_format(tmp_path, capsys, mode
     from todrl.rl.trainer import train as rl
     from todrl.sft import SFTConfig, train as sft
 
+    corpus = dict(dataset=dataset, data_dir=str(require_data("kvret")), dev_split="dev", dev_dialogues=2,
+                  train_fraction=0.02) if dataset == "incar" else {}
     sft(SFTConfig(model=model, format=INSTRUCT, output_dir=str(tmp_path / "sft"), max_steps=4, batch_size=8,
-                  vocab_size=400, max_target_length=48))
+                  vocab_size=400, max_target_length=48, **corpus))
     assert checkpoint_format(tmp_path / "sft" / "best") == "instruct"
     from todrl.serve.policy import DialoguePolicy
 
@@ -144,14 +146,15 @@ def test_sft_then_rl_then_evaluate_in_the_instruct_format(tmp_path, capsys, mode
         DialoguePolicy(tmp_path / "sft")
     AcceleratorState._reset_state(reset_partial_state=True)
     with pytest.raises(ValueError, match="trained in the instruct format; pass --format instruct"):
-        rl(RLConfig(model=str(tmp_path / "sft"), output_dir=str(tmp_path / "e2e"), episodes=8))
+        rl(RLConfig(model=str(tmp_path / "sft"), output_dir=str(tmp_path / "e2e"), episodes=8, **corpus))
     AcceleratorState._reset_state(reset_partial_state=True)
     summary = rl(RLConfig(model=str(tmp_path / "sft"), format=INSTRUCT, output_dir=str(tmp_path / "rl"), episodes=16,
-                          eval_dialogues=1, max_new_tokens=24, reward="tod"))
+                          eval_dialogues=1, max_new_tokens=24, reward="tod", **corpus))
     rows = [json.loads(line) for line in (tmp_path / "rl" / "metrics.jsonl").read_text().splitlines()]
     assert summary["iterations"] == 2 and all("env/reward_understanding" in r for r in rows if r["iteration"])
     capsys.readouterr()
-    assert evaluate(["--checkpoint", str(tmp_path / "rl" / "last"), "--data-dir", str(SAMPLE_PATH), "--limit", "1",
-                     "--max-new-tokens", "24", "--json"]) == 0
+    data_dir = corpus.get("data_dir", str(SAMPLE_PATH))
+    assert evaluate(["--checkpoint", str(tmp_path / "rl" / "last"), "--dataset", dataset, "--data-dir", data_dir,
+                     "--limit", "1", "--max-new-tokens", "24", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["standard"]["coverage"]["dialogues"] == 1 and "dst" in result
+    assert result["coverage"]["dialogues"] == 1 and "dst" in result
