@@ -1,7 +1,9 @@
 """Step-by-step distillation for state tracking (seed 003, Sec. 3.3): `--task dst-cot`, two examples per turn.
 
-    stage 1: "<stage-1 prefix> : u_{t-1} : bs_{t-1} : sr_{t-1} : u_t"              -> "<sos_f> [intention] [domain] slot value ... <eos_f> rationale"
-    stage 2: "<stage-2 prefix> : u_{t-1} : bs_{t-1} : sr_{t-1} : u_t : stage 1"    -> "<sos_b> [domain] slot value ... <eos_b>"
+    stage 1: "<prefix 1> : u_{t-1} : bs_{t-1} : sr_{t-1} : u_t"            -> "<sos_f> [intention] BS' <eos_f> rationale"
+    stage 2: "<prefix 2> : u_{t-1} : bs_{t-1} : sr_{t-1} : u_t : stage 1"  -> "<sos_b> BS <eos_b>"
+
+(BS' the slot-values the user turn introduces, in the grammar of BS: "[domain] slot value ...")
 
 Both stages train in one mixture; inference decodes stage 1 for every turn, then stage 2 on its output, and the
 states read from stage 2 are scored like `--task dst`'s. The formal representation is the belief-state grammar of
@@ -22,7 +24,7 @@ Where the representation comes from:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 from rewards.spans import EOS_B, SOS_B, Vocabulary, format_belief_state, parse_belief_state
 
@@ -37,40 +39,45 @@ BOOKING_SLOTS = frozenset({"people", "stay"})
 Generate = Callable[[Sequence[str]], list[str]]
 
 
+SlotNames = dict[str, list[str]]
+"""domain -> slot names."""
+
+
 def derive_intent(previous: BeliefState, turn: Turn, last: bool) -> UserIntent:
     """A real corpus's turn as a flow step, from its gold state change and requested slots (the module's rule)."""
-    introduced: BeliefState = {}
-    changed: dict[str, list[str]] = {}
-    for domain, pairs in turn.belief_state.items():
-        before = previous.get(domain, {})
-        for slot, value in pairs.items():
-            if before.get(slot) != value:
-                introduced.setdefault(domain, {})[slot] = value
-                if slot in before:
-                    changed.setdefault(domain, []).append(slot)
-    dropped = {domain: [slot for slot in pairs if slot not in turn.belief_state.get(domain, {})]
-               for domain, pairs in previous.items()}
-    dropped = {domain: slots for domain, slots in dropped.items() if slots}
-    new = {domain: [slot for slot in pairs if slot not in changed.get(domain, [])] for domain, pairs in introduced.items()}
-    new = {domain: slots for domain, slots in new.items() if slots}
+    introduced = {domain: {slot: value for slot, value in pairs.items() if previous.get(domain, {}).get(slot) != value}
+                  for domain, pairs in turn.belief_state.items()}
+    introduced = {domain: pairs for domain, pairs in introduced.items() if pairs}
+    new = _slots(introduced, lambda domain, slot: slot not in previous.get(domain, {}))
+    changed = _slots(introduced, lambda domain, slot: slot in previous.get(domain, {}))
+    dropped = _slots(previous, lambda domain, slot: slot not in turn.belief_state.get(domain, {}))
     asked = {domain: slots for domain, slots in turn.requested_slots.items() if slots}
-    if changed or dropped:
-        intention = "update"
-    elif any(BOOKING_SLOTS.intersection(slots) for slots in new.values()):
-        intention = "book"
-    elif new:
-        intention = "inform"
-    elif asked:
-        intention = "request"
-    else:
-        intention = "bye" if last else "chat"
     clauses = [_clause(verb, slots) for verb, slots in (("gives", new), ("changes", changed), ("drops", dropped),
                                                         ("asks for", asked)) if slots]
     rationale = "the user " + "; ".join(clauses) if clauses else "the state does not change"
-    return UserIntent(intention, introduced, rationale)
+    return UserIntent(_intention(new, bool(changed or dropped), bool(asked), last), introduced, rationale)
 
 
-def _clause(verb: str, slots: Mapping[str, list[str]]) -> str:
+def _slots(state: BeliefState, keep: Callable[[str, str], bool]) -> SlotNames:
+    """The slots of `state` that `keep(domain, slot)` accepts, per domain (none left: the domain is left out)."""
+    kept = {domain: [slot for slot in pairs if keep(domain, slot)] for domain, pairs in state.items()}
+    return {domain: slots for domain, slots in kept.items() if slots}
+
+
+def _intention(new: SlotNames, revised: bool, asked: bool, last: bool) -> str:
+    """The first that holds: update, book, inform, request, bye (last turn), chat."""
+    if revised:
+        return "update"
+    if any(BOOKING_SLOTS.intersection(slots) for slots in new.values()):
+        return "book"
+    if new:
+        return "inform"
+    if asked:
+        return "request"
+    return "bye" if last else "chat"
+
+
+def _clause(verb: str, slots: SlotNames) -> str:
     return f"{verb} " + "; ".join(f"{domain} {', '.join(names)}" for domain, names in slots.items())
 
 

@@ -19,7 +19,8 @@ from rewards.spans import EOS_B, SOS_B, SPAN_TOKENS, build_target, format_belief
 from todrl.config import check_choices
 from todrl.data.records import BeliefState, Dialogue, Turn
 
-__all__ = ["TASKS", "Example", "FormatConfig", "build_examples", "clean_generation", "format_tokens", "parse_target", "turn_source", "uses_acts"]
+__all__ = ["TASKS", "Example", "FormatConfig", "build_examples", "clean_generation", "format_tokens", "parse_target",
+           "turn_source", "uses_acts"]
 
 PREFIXES = {
     "e2e": "translate dialogue to belief state, dialogue action, and system response",
