@@ -69,3 +69,15 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TODRL_CACHE", str(tmp_path_factory.mktemp("cache")))
         yield
+
+
+@pytest.fixture(scope="session")
+def served(tiny_policy: Path):
+    """todrl's own OpenAI-compatible server over the tiny policy on 127.0.0.1, for the features that talk to an LLM:
+    (its /v1 base URL, the checkpoint it serves)."""
+    from todrl.serve.launch import free_port, running
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/v1"
+    with running("todrl.serve", ["--checkpoint", str(tiny_policy), "--port", str(port)], f"{base}/models"):
+        yield base, str(tiny_policy)

@@ -155,3 +155,8 @@ def test_sft_then_evaluate_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
     turns = len(load_multiwoz(SAMPLE_PATH, "test")[0].turns)
     assert result["dst"]["turns"] == turns and 0 <= result["dst"]["jga"] <= 100
     assert len(next(iter(json.loads(output.read_text()).values()))) == turns
+    from todrl.rl.build import build_policy
+    from todrl.rl.config import RLConfig
+
+    with pytest.raises(ValueError, match=f"trained for task {task}; RL tunes end-to-end"):
+        build_policy(RLConfig(model=str(tmp_path / "sft")), tmp_path / "rl", 1, None)

@@ -22,7 +22,6 @@ from todrl.hints.cli import main
 from todrl.llm.client import ChatClient, EndpointError
 from todrl.hints.prompt import PromptStyle, answer_text, read_answer
 from todrl.hints.shots import ShotPool, turn_refs
-from todrl.serve.launch import free_port, running
 
 VOCABULARY = span_vocabulary("multiwoz21")
 TRAIN = load_multiwoz(SAMPLE_PATH, "train")
@@ -145,14 +144,6 @@ def test_no_policy_run_records_garbled_answers_and_scores_them(scripted, tmp_pat
     assert predicted[0].state == {"train": {"destination": "cambridge"}} and predicted[1].state == {}
     assert result["llm"]["malformed_answers"] == turns - 1 and result["llm"]["without_usage"] == turns
     assert result["standard"]["coverage"]["turns"] == turns and "bleu" in result["standard"]
-
-
-@pytest.fixture(scope="module")
-def served(tiny_policy: Path) -> Iterator[tuple[str, str]]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/v1"
-    with running("todrl.serve", ["--checkpoint", str(tiny_policy), "--port", str(port)], f"{base}/models"):
-        yield base, str(tiny_policy)
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ policy fail validation, counted by reason, without crashing."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from todrl.data.multiwoz import SAMPLE_PATH
 from todrl.data.normalize import INFORMABLE_SLOTS
 from todrl.data.records import Turn
 from todrl.lexicalize import PLACEHOLDER
-from todrl.serve.launch import free_port, running
 from todrl.synth.cli import main
 from todrl.synth.corpus import ACCEPTED, REJECTED, read_records
 from todrl.synth.flow import Reply, Step
@@ -146,14 +144,6 @@ def test_sft_trains_on_synthetic_alone_and_beside_the_sample_then_stage_two_star
     assert all(torch.allclose(start[k], after[k], atol=1e-6) for k in start)
     # a fresh tiny preset would have trained its tokenizer on the real texts alone
     assert AutoTokenizer.from_pretrained(stage2 / "last").get_vocab() == AutoTokenizer.from_pretrained(stage1 / "best").get_vocab()
-
-
-@pytest.fixture(scope="module")
-def served(tiny_policy: Path) -> Iterator[tuple[str, str]]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/v1"
-    with running("todrl.serve", ["--checkpoint", str(tiny_policy), "--port", str(port)], f"{base}/models"):
-        yield base, str(tiny_policy)
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from todrl.checkpoint import save_checkpoint
 from todrl.data.records import Dialogue
 from todrl.data import span_vocabulary
 from todrl.format import Example
-from todrl.instruct import checkpoint_format, turn_examples
+from todrl.instruct import checkpoint_format, checkpoint_task, turn_examples
 from todrl.models import (
     enable_gradient_checkpointing,
     link_base,
@@ -75,6 +75,9 @@ def build_policy(cfg: RLConfig, out: Path, total_steps: int, accelerator: Accele
         model, tokenizer = load_policy(base_dir)
     else:
         start = sft_checkpoint(cfg.model)
+        if checkpoint_task(start) != "e2e":
+            raise ValueError(f"the policy at {start} was trained for task {checkpoint_task(start)}; RL tunes end-to-end "
+                             "(e2e) policies, whose generations the task reward reads")
         if checkpoint_format(start) != cfg.format.type:
             raise ValueError(f"the SFT policy at {start} was trained in the {checkpoint_format(start)} format; "
                              f"pass --format {checkpoint_format(start)}")

@@ -19,7 +19,7 @@ from todrl.lexicalize import BOOKABLE, booking_reference
 from todrl.synth.flow import Reply, Step, rule_flow, system_act, updated_state
 from todrl.synth.scenario import Ontology, Scenario, ScenarioSampler
 from todrl.synth.templates import system_text, user_text
-from todrl.synth.validate import MalformedAnswer, check_flow, check_turn, lexicalize
+from todrl.synth.validate import check_flow, check_turn, first_valid, lexicalize
 
 PROMPT_VERSION = "synth-v1"
 """Bumped whenever a prompt or template changes what is generated; stored in every record's provenance."""
@@ -105,16 +105,13 @@ class Composer:
         failures: Counter[str] = Counter()
         record = {"id": dialogue_id, "level": level, "scenario": _scenario_json(scenario),
                   "provenance": self.provenance()}
-        for attempt in range(self.retries + 1):
-            try:
-                steps = self.planner.plan(scenario, index, rng, attempt)
-                reasons = check_flow(steps, self.ontology, self.db)
-            except MalformedAnswer:
-                reasons = ["malformed"]
-            failures.update(reasons)
-            if not reasons:
-                break
-        else:
+
+        def planned(attempt: int) -> tuple[list[Step], list[str]]:
+            steps = self.planner.plan(scenario, index, rng, attempt)
+            return steps, check_flow(steps, self.ontology, self.db)
+
+        steps, reasons = first_valid(self.retries, failures, planned)
+        if reasons:
             return record | {"reason": reasons[0], "failures": dict(failures)}
         entities = self._entities(scenario, steps)
         turns: list[dict[str, Any]] = []
@@ -127,18 +124,18 @@ class Composer:
             reply = system_act(step, following, new_state, entities, self.db)
             if step.intention == "book" or step.domain == "taxi" and "car" in reply.act.get("taxi", {}).get("inform", []):
                 booked = list(dict.fromkeys([*booked, step.domain]))
-            for attempt in range(self.retries + 1):
+
+            def realized(attempt: int) -> tuple[Turn, list[str]]:
                 context = Context(scenario, index, steps, index_in_flow, history, rng, attempt)
                 delex = normalize_text(self.realizer.system(context, reply))
                 turn = Turn(user=normalize_text(self.realizer.user(context)), system=normalize_text(lexicalize(delex, reply)),
                             system_delex=delex, belief_state=new_state, dialogue_act=reply.act,
                             requested_slots={step.domain: list(step.requests)} if step.requests else {},
                             active_domains=[step.domain] if step.domain != "general" else [], booked_domains=list(booked))
-                reasons = check_turn(turn, state, [step], reply)
-                failures.update(reasons)
-                if not reasons:
-                    break
-            else:
+                return turn, check_turn(turn, state, [step], reply)
+
+            turn, reasons = first_valid(self.retries, failures, realized)
+            if reasons:
                 return record | {"reason": reasons[0], "failures": dict(failures), "turn": index_in_flow}
             history.append(turn)
             turns.append(asdict(turn) | {"flow": asdict(step)})

@@ -22,7 +22,7 @@ from todrl.synth.compose import PROMPT_VERSION
 from todrl.synth.flow import Reply, Step
 from todrl.synth.llm import Sampling, ask, read_json
 from todrl.synth.scenario import Ontology, ScenarioSampler, entity_value
-from todrl.synth.validate import MalformedAnswer, check_flow, check_turn, lexicalize
+from todrl.synth.validate import MalformedAnswer, check_flow, check_turn, first_valid, lexicalize
 
 USER_SYSTEM = ("You are a customer of a Cambridge booking assistant. Pursue your goal one or two items a turn. "
                'Answer with JSON only: {"message": "...", "requests": {"domain": ["slot"]}, "done": false}.')
@@ -61,17 +61,15 @@ class Simulator:
         history: list[Turn] = []
         state: BeliefState = {}
         for number in range(self.max_turns):
-            for attempt in range(self.retries + 1):
-                try:
-                    turn, steps, reply, done = self._turn(scenario.description, goal, history, state, attempt)
-                    reasons = check_flow(steps, self.ontology, self.db) + check_turn(turn, state, steps, reply)
-                except MalformedAnswer:
-                    reasons = ["malformed"]
-                failures.update(reasons)
-                if not reasons:
-                    break
-            else:
+
+            def answered(attempt: int) -> tuple[tuple[Turn, bool], list[str]]:
+                turn, steps, reply, done = self._turn(scenario.description, goal, history, state, attempt)
+                return (turn, done), check_flow(steps, self.ontology, self.db) + check_turn(turn, state, steps, reply)
+
+            answer, reasons = first_valid(self.retries, failures, answered)
+            if reasons:
                 return record | {"reason": reasons[0], "failures": dict(failures), "turn": number}
+            turn, done = answer
             history.append(turn)
             turns.append(asdict(turn))
             state = turn.belief_state

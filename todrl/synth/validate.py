@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
+from typing import TypeVar
 
 from todrl.data.db import DB_DOMAINS, MultiWozDB
 from todrl.data.normalize import ACTS, INFORMABLE_SLOTS, REQUESTABLE_SLOTS, normalize_text, normalize_value
@@ -13,6 +15,8 @@ from todrl.lexicalize import PLACEHOLDER, fill
 from todrl.synth.flow import INTENTIONS, Reply, Step, updated_state
 from todrl.synth.scenario import Ontology
 from todrl.synth.templates import LEXICAL_SLOTS
+
+T = TypeVar("T")
 
 REASONS: dict[str, str] = {
     "malformed": "the LLM's answer could not be read (no JSON, wrong fields)",
@@ -29,6 +33,22 @@ REASONS: dict[str, str] = {
 
 class MalformedAnswer(ValueError):
     """An LLM's answer is not in the asked-for form (counted as the reason "malformed")."""
+
+
+def first_valid(retries: int, failures: Counter[str], attempt: Callable[[int], tuple[T, list[str]]]) -> tuple[T | None, list[str]]:
+    """Up to `retries` + 1 attempts, each giving a value and the validators' reasons against it (an answer not in the
+    asked-for form is "malformed"); every reason is counted in `failures`. The first value without reasons, else None
+    and the last attempt's reasons, the one the dialogue is dropped for."""
+    reasons: list[str] = []
+    for number in range(retries + 1):
+        try:
+            value, reasons = attempt(number)
+        except MalformedAnswer:
+            value, reasons = None, ["malformed"]
+        failures.update(reasons)
+        if not reasons:
+            return value, reasons
+    return None, reasons
 
 
 _BOOLEAN = frozenset({"parking", "internet"})
