@@ -63,7 +63,7 @@ class DataConfig:
     """Which dialogues a run trains and selects on; SFT and RL configs extend it."""
 
     dataset: Dataset = "multiwoz21"
-    """Corpus: MultiWOZ 2.1, In-Car (KVRET) or Schema-Guided Dialogue."""
+    """Corpus: MultiWOZ 2.1, In-Car (KVRET), Schema-Guided Dialogue, or a synthetic one (python -m todrl.synth)."""
     data_dir: str | None = None
     """Corpus location; None = the MultiWOZ 2.1 sample embedded in todrl (or $TODRL_DATA/<corpus> for the others)."""
     train_split: str = "train"
