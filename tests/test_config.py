@@ -116,7 +116,7 @@ def test_literal_choices_are_enforced(capsys):
     with pytest.raises(SystemExit):
         parse_config(Outer, ["--inner", "prefix"])
     assert "'prefix' is not one of lora, sucg" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="task must be one of e2e, dst, got 'rl'"):
+    with pytest.raises(ValueError, match="task must be one of e2e, dst, dst-cot, got 'rl'"):
         SFTConfig(task="rl")
     with pytest.raises(ValueError, match="mixed_precision must be one of no, fp16, bf16, got 'fp8'"):
         SFTConfig(mixed_precision="fp8")
