@@ -162,3 +162,13 @@ def test_llm_paths_count_failures_by_reason(served, command: list[str], tmp_path
     assert "2 dialogues: 0 accepted (0%), 2 dropped" in out and "LLM: " in out
     assert main(argv) == 0  # a rerun finds both done and asks nothing
     assert "LLM: 0 requests" in capsys.readouterr().out
+
+
+def test_the_first_help_lists_every_command_option_with_its_default(capsys):
+    from todrl.synth.cli import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in ("--planner {rules,llm}", "(default: rules)", "--max-turns", "(default: 12)", "(default: 0.7)"):
+        assert shown in text

@@ -54,25 +54,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     common.add_argument("--levels", type=_levels, default=LEVELS, help="complexity levels (domains per dialogue), in turn")
     common.add_argument("--retries", type=_at_least(0), default=3, help="regenerations of a failing flow or turn before a drop")
     common.add_argument("--data-dir", type=Path, default=SAMPLE_PATH,
-                        help="MultiWOZ folder with db/ and schema_2.2.json (default: the sample shipped with todrl)")
+                        help="MultiWOZ folder with db/ and schema_2.2.json (the sample shipped with todrl by default)")
     common.add_argument("--plot", type=Path, help="save the slot-value and length histograms to this PNG")
     common.add_argument("--llm-base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
     common.add_argument("--llm-model", help="model name the endpoint serves")
     common.add_argument("--llm-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
-    common.add_argument("--temperature", type=float, default=0.7)
-    common.add_argument("--max-tokens", type=_at_least(1), default=512)
+    common.add_argument("--temperature", type=float, default=0.7, help="LLM: sampling temperature")
+    common.add_argument("--max-tokens", type=_at_least(1), default=512, help="LLM: length cap of one answer")
     common.add_argument("--timeout", type=float, default=120.0, help="seconds one request may take")
     common.add_argument("--concurrency", type=_at_least(1), default=8,
                         help="LLM: dialogues generated at once (each appended when done; the reader sorts by id)")
     schema = commands.add_parser("schema", parents=[common], help="schema -> scenario -> logic flow -> utterances",
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    schema.add_argument("--planner", choices=("rules", "llm"), default="rules")
-    schema.add_argument("--realizer", choices=("templates", "llm"), default="templates")
+    schema.add_argument("--planner", choices=("rules", "llm"), default="rules",
+                        help="who plans each turn's intention and slot-values: rules (no LLM) or the LLM")
+    schema.add_argument("--realizer", choices=("templates", "llm"), default="templates",
+                        help="who writes the utterances: templates (no LLM) or the LLM")
     schema.add_argument("--mutations", type=_at_least(0), default=2,
                         help="LLM: most dynamic-complexity rounds per flow; dialogue i gets i mod (N+1) of them")
     simulate = commands.add_parser("simulate", parents=[common], help="LLM user and LLM agent over the endpoint",
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     simulate.add_argument("--max-turns", type=_at_least(1), default=12, help="user turns before a dialogue is cut")
+    # The first help a user reads lists every command's options with their defaults.
+    parser.epilog = "\n".join(command.format_help() for command in (schema, simulate))
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     args = parser.parse_args(argv)
     uses_llm = args.command == "simulate" or args.planner == "llm" or args.realizer == "llm"
     if uses_llm and not (args.llm_base_url and args.llm_model):
