@@ -128,7 +128,7 @@ class InstructFormat:
                 parts.append(f"database: {self.database(state or {})}")
             if subtask == "response" and act is not None:
                 parts.append(f"act: {act}")
-        parts += [f"instruction: {INSTRUCTIONS[subtask]}", f"slots: {self.catalogue.listing(dict.fromkeys(domains))}"]
+        parts += [f"instruction: {INSTRUCTIONS[subtask]}", f"slots: {self.catalogue.listing(list(dict.fromkeys(domains)))}"]
         return " | ".join(parts)
 
     def database(self, state: BeliefState) -> str:

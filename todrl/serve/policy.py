@@ -9,7 +9,6 @@ with the span grammar and lexicalized. Decoding is greedy, as in evaluation.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,6 +25,7 @@ from todrl.data.records import BeliefState, DialogueAct, Turn
 from todrl.format import turn_source
 from todrl.generation import generate_texts
 from todrl.lexicalize import InCarLexicalizer, Lexicalized, MultiWozLexicalizer, fill
+from todrl.instruct import checkpoint_config, checkpoint_format
 from todrl.models import load_merged
 from todrl.rl.build import sft_checkpoint
 
@@ -77,14 +77,6 @@ def _is_nested(value: Any, leaf_ok) -> bool:
     )
 
 
-def training_config(checkpoint: Path) -> dict[str, Any]:
-    """The run config saved with a todrl checkpoint (dataset, task, lengths); {} for a bare model directory."""
-    state = checkpoint / "trainer_state.json"
-    if not state.is_file():
-        return {}
-    return json.loads(state.read_text()).get("config") or {}
-
-
 def database_dir(data_dir: str | Path | None, trained_on: str | None = None) -> Path:
     """The MultiWOZ database under `data_dir`; without one, the training corpus's if it is on this machine,
     else the default corpus folder's, else the sample's shipped with todrl."""
@@ -108,12 +100,12 @@ class DialoguePolicy:
         self.checkpoint = Path(sft_checkpoint(str(checkpoint)))  # a run directory means its best/, else last/
         if not self.checkpoint.is_dir():
             raise ValueError(f"{self.checkpoint}: no such checkpoint directory")
-        config = training_config(self.checkpoint)
+        config = checkpoint_config(self.checkpoint)
         if config.get("task", "e2e") != "e2e":
             raise ValueError(f"{self.checkpoint}: trained for task {config['task']!r}; only end-to-end (e2e) policies talk")
-        if (config.get("format") or {}).get("type", "e2e") != "e2e":
-            raise ValueError(f"{self.checkpoint}: trained in the {config['format']['type']} format; the chat server "
-                             "speaks the end-to-end (e2e) format only")
+        if checkpoint_format(self.checkpoint) != "e2e":
+            raise ValueError(f"{self.checkpoint}: trained in the {checkpoint_format(self.checkpoint)} format; the chat "
+                             "server speaks the end-to-end (e2e) format only")
         trained_on = dataset or config.get("dataset") or "multiwoz21"
         self.dataset = "multiwoz21" if trained_on == "synthetic" else trained_on  # todrl.synth writes MultiWOZ's format
         self.with_act = self.dataset != "incar"
