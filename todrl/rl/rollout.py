@@ -23,6 +23,12 @@ from todrl.models import is_seq2seq
 ContextFactory = Callable[[], AbstractContextManager]
 ActionMasker = Callable[[Tensor | None], Tensor]
 """Given the last sampled tokens (None at the first step), the boolean set of allowed next tokens."""
+StopRule = Callable[[Tensor], bool]
+"""Given which rows are still generating, whether the sampling loop may stop."""
+
+
+def all_finished(alive: Tensor) -> bool:
+    return not bool(alive.any())
 
 
 def position_ids(attention_mask: Tensor) -> Tensor:
@@ -115,11 +121,14 @@ def sample(
     top_k: int = 50,
     masker: ActionMasker | None = None,
     generator: torch.Generator | None = None,
+    finished: StopRule = all_finished,
 ) -> Samples:
     """Top-k sampling until every sequence has produced ``eos_id`` or ``max_new_tokens``.
 
     With a masker the policy samples from its distribution restricted to
     the mask policy's top-p set (NLPO), and the set of each step is returned.
+    `finished` decides when the loop ends; sharded training replaces it with an agreement between processes,
+    because a sharded forward is a collective that every process must make the same number of times.
     Log-probs are those of the full (or masked) distribution, not of its top-k
     truncation: top-k only steers exploration.
     """
@@ -146,7 +155,7 @@ def sample(
         if policy.last_hidden is not None:
             steps["hidden"].append(policy.last_hidden)
         alive &= chosen != eos_id
-        if not alive.any():
+        if finished(alive):
             break
         last = chosen
 
