@@ -70,11 +70,15 @@ class CorpusBench:
     test_dialogues: int = 0
     """Score only the first N test dialogues (0 = all; smoke runs)."""
     max_new_tokens: int = 112
-    """Greedy decoding length at test time: just above the longest training target in tokens."""
+    """Decoding length at test time: just above the longest training target in tokens."""
+    num_beams: int = 1
+    """Beam search width at test time (1 = greedy); RL still selects its checkpoint on greedy dev generations."""
     planned_minutes: dict[str, float] = field(default_factory=dict)
     """Budget per stage kind (sft, rl, test): measured wall times of this machine, printed as the plan."""
 
     def __post_init__(self) -> None:
+        if self.num_beams < 1:
+            raise ValueError(f"num_beams must be at least 1, got {self.num_beams}")
         bad = sorted(set(self.rewards) - set(ABLATION))
         if bad:
             raise ValueError(f"rewards: unknown reward(s) {bad}; choose from {', '.join(ABLATION)}")
@@ -95,7 +99,7 @@ class BenchConfig:
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
     """RL seeds of every reward (SFT runs once, with its own seed)."""
     eval_batch_size: int = 128
-    """Batch size of the greedy generation of each test split."""
+    """Batch size of the generation of each test split."""
     rescore: bool = False
     """Score each finished model's saved test predictions again with the current evaluators (no generation):
     how every figure is brought up to date when an evaluator changes."""
@@ -275,7 +279,7 @@ def test_scores(checkpoint: Path, tests: TestSet, bench: CorpusBench, batch_size
     else:
         began = time.perf_counter()
         predictions = predict_checkpoint(checkpoint, tests.dialogues, tests.vocabulary, batch_size=batch_size,
-                                         max_new_tokens=bench.max_new_tokens)
+                                         max_new_tokens=bench.max_new_tokens, num_beams=bench.num_beams)
         generation_seconds = time.perf_counter() - began
         dump_predictions(predictions, predictions_file)
     scores = {"checkpoint": str(checkpoint), "generation_seconds": generation_seconds,

@@ -82,7 +82,7 @@ def test_checkpoint_mode_generates_writes_and_scores(tmp_path: Path, capsys: pyt
     tokenizer.save_pretrained(tmp_path / "ckpt")
     output = tmp_path / "generated.json"
     argv = ["--checkpoint", str(tmp_path / "ckpt"), "--dataset", "incar", "--data-dir", str(data), "--limit", "2",
-            "--max-new-tokens", "8", "--output", str(output)]  # fmt: skip
+            "--max-new-tokens", "8", "--num-beams", "2", "--output", str(output)]  # fmt: skip
     assert main(argv) == 0
     predictions = load_predictions(output)
     assert list(predictions) == [d.id for d in dialogues]
@@ -95,6 +95,7 @@ def test_checkpoint_mode_generates_writes_and_scores(tmp_path: Path, capsys: pyt
     (["--limit", "0"], "--limit must be at least 1, got 0"),
     (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
     (["--max-new-tokens", "-1"], "--max-new-tokens must be at least 1, got -1"),
+    (["--num-beams", "0"], "--num-beams must be at least 1, got 0"),
     (["--limit", "5", "--strict"], "--strict refuses --limit"),
     (["--output", "{tmp}/no/such/dir/p.json"], "--output {tmp}/no/such/dir/p.json: no folder {tmp}/no/such/dir"),
     (["--output", "{tmp}"], "--output {tmp}: is a directory"),

@@ -99,7 +99,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                         help="checkpoint mode: dtype of the weights while generating (fp16 is refused for T5)")
     parser.add_argument("--batch-size", type=int, default=32, help="checkpoint mode: turns decoded together")
-    parser.add_argument("--max-new-tokens", type=int, default=160, help="checkpoint mode: greedy decoding length cap")
+    parser.add_argument("--max-new-tokens", type=int, default=160, help="checkpoint mode: decoding length cap")
+    parser.add_argument("--num-beams", type=int, default=1,
+                        help="checkpoint mode: beam search over this many beams (1 = greedy, the default)")
     parser.add_argument("--limit", type=int, help="checkpoint mode: only the first N dialogues (smoke tests; scored "
                                                   "as a PARTIAL file)")
     parser.add_argument(
@@ -119,7 +121,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace) -> None:
     """Refuse settings that would fail or mislead late, before any corpus is read or any turn generated."""
-    for flag in ("limit", "batch_size", "max_new_tokens"):
+    for flag in ("limit", "batch_size", "max_new_tokens", "num_beams"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
@@ -264,7 +266,7 @@ def generate_predictions(args: argparse.Namespace) -> tuple[Predictions, Path, l
     try:
         predictions = predict_checkpoint(args.checkpoint, dialogues[: args.limit], vocabulary, progress=True, form=form,
                                          precision=args.precision, task=task, batch_size=args.batch_size,
-                                         max_new_tokens=args.max_new_tokens)
+                                         max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)
     except ModelLoadError as error:
         raise ValueError(str(error)) from None
     source = output_path(args)
