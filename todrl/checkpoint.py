@@ -63,12 +63,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def save_checkpoint(target: Path, model, tokenizer, state: dict[str, Any], training: dict[str, Any] | None = None) -> None:
+def save_checkpoint(target: Path, model, tokenizer, state: dict[str, Any], training: dict[str, Any] | None = None,
+                    weights: dict[str, torch.Tensor] | None = None) -> None:
     """`save_pretrained` model and tokenizer plus the loop's state, atomically.
 
     `state` is JSON (step, metrics, config); `training` holds tensors needed to
     resume exactly (optimizer, scheduler, RNG), kept out of the model files so
     that transformers and PEFT load the directory as an ordinary checkpoint.
+    `weights` is the model's full state dict when its own parameters are shards
+    (FSDP), else the model's parameters are written.
     """
     # Only the trainable adapter of a PEFT model (never NLPO's mask snapshot); transformers' own "Writing model
     # shards" bar would interleave with the training loop's, so it is off while saving.
@@ -77,7 +80,7 @@ def save_checkpoint(target: Path, model, tokenizer, state: dict[str, Any], train
     hf_logging.disable_progress_bar()
     try:
         with atomic_directory(target) as scratch:
-            model.save_pretrained(scratch, **adapters)
+            model.save_pretrained(scratch, state_dict=weights, **adapters)
             tokenizer.save_pretrained(scratch)
             (scratch / STATE_FILE).write_text(json.dumps(state, indent=2, default=str))
             if training is not None:
@@ -96,4 +99,13 @@ def load_state(directory: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     state = json.loads(state_file.read_text())
     training_file = directory / OPTIMIZER_FILE
     training = torch.load(training_file, weights_only=False) if training_file.is_file() else None
+    return state, training
+
+
+def load_resumable(directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`load_state` for `--resume`, which needs the training tensors too (a sharded run writes none)."""
+    state, training = load_state(directory)
+    if training is None:
+        raise ValueError(f"{directory}: no {OPTIMIZER_FILE} (a sharded run keeps no optimizer state) to resume from; "
+                         "start a new run from this checkpoint instead")
     return state, training

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
+from torch.distributed.fsdp import register_fsdp_forward_method
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -25,7 +26,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from todrl.adapters import AdapterConfig, after_optimizer_step, apply_adapter
 from todrl.batching import Collator, tokenize_examples
-from todrl.checkpoint import load_state, rng_state, save_checkpoint, set_rng_state
+from todrl.checkpoint import load_resumable, rng_state, save_checkpoint, set_rng_state
 from todrl.config import check_choices, check_ranges, parse_config, save_config
 from todrl.data import span_vocabulary
 from todrl.data.splits import DataConfig
@@ -45,6 +46,7 @@ from todrl.models import (
     set_precision,
 )
 from todrl.run_directory import claim
+from todrl.sharding import check_sharding, full_state_dict, is_sharded, make_accelerator, prepare_for_sharding
 from todrl.summary import Stopwatch
 
 
@@ -128,9 +130,10 @@ def initial_policy(cfg: SFTConfig, examples: list[Example]):
 def policy_for_run(cfg: SFTConfig, examples: list[Example], out: Path, total_steps: int):
     """Build (or rebuild on resume) the policy with its adapter.
 
-    Adapter runs save the starting model once to `out/base`, so that the
-    adapter checkpoints name a base that exists (a tiny preset or a model with
-    resized embeddings has no hub name to point at).
+    Adapter runs save the starting model once to `out/base` (the main process
+    writes it, the others wait), so that the adapter checkpoints name a base
+    that exists (a tiny preset or a model with resized embeddings has no hub
+    name to point at).
     """
     base_dir = out / "base"
     last = out / "last"
@@ -141,7 +144,11 @@ def policy_for_run(cfg: SFTConfig, examples: list[Example], out: Path, total_ste
         model, tokenizer = load_policy(base_dir)
     else:
         model, tokenizer = initial_policy(cfg, examples)
-        save_checkpoint(base_dir, set_precision(model, cfg.precision), tokenizer, {"role": "base model of the adapter checkpoints"})
+        processes = PartialState()
+        if processes.is_main_process:
+            save_checkpoint(base_dir, set_precision(model, cfg.precision), tokenizer,
+                            {"role": "base model of the adapter checkpoints"})
+        processes.wait_for_everyone()
     model = load_quantized(base_dir, cfg.quantize, cfg.precision)[0] if cfg.quantize != "none" else prepared(model, cfg)
     model = apply_adapter(model, cfg.adapter, total_steps)
     link_base(model, base_dir, last)  # best/ sits beside last/ too
@@ -181,8 +188,9 @@ def train(cfg: SFTConfig) -> dict:
     """Run SFT; returns the run's summary (also written to output_dir/summary.json)."""
     out = Path(cfg.output_dir)
     set_seed(cfg.seed)
-    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=cfg.mixed_precision,
-                              log_with="tensorboard", project_dir=str(out))
+    accelerator = make_accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=cfg.mixed_precision,
+                                   log_with="tensorboard", project_dir=str(out))
+    check_sharding(accelerator, cfg.adapter.type, cfg.resume, cfg.quantize)
     with claim(out, cfg, "sft", accelerator.is_main_process):
         accelerator.wait_for_everyone()
         return run(cfg, accelerator, out)
@@ -198,6 +206,9 @@ def run(cfg: SFTConfig, accelerator: Accelerator, out: Path) -> dict:
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
 
     model, tokenizer = policy_for_run(cfg, train_examples, out, total_steps)
+    sharded = is_sharded(accelerator)
+    if sharded:
+        prepare_for_sharding(model)
     seq2seq = is_seq2seq(model)
     encode = dict(tokenizer=tokenizer, seq2seq=seq2seq, max_source_length=cfg.max_source_length, max_target_length=cfg.max_target_length)
     train_set = tokenize_examples(train_examples, **encode)
@@ -208,10 +219,11 @@ def run(cfg: SFTConfig, accelerator: Accelerator, out: Path) -> dict:
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     dev_loader = DataLoader(dev_set, batch_size=cfg.batch_size, collate_fn=collate)
     model, optimizer, scheduler, dev_loader = accelerator.prepare(model, optimizer, scheduler, dev_loader)
+    register_fsdp_forward_method(model, "generate")  # sharded: generate gathers the root's weights as forward does
 
     state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "best_dev_loss": None, "best_step": None, "skipped_steps": 0}
     if cfg.resume:
-        state, training = load_state(out / "last")
+        state, training = load_resumable(out / "last")
         optimizer.load_state_dict(training["optimizer"])
         scheduler.load_state_dict(training["scheduler"])
         set_rng_state(training["rng"])
@@ -222,9 +234,13 @@ def run(cfg: SFTConfig, accelerator: Accelerator, out: Path) -> dict:
         save_config(cfg, out / "config.yaml")
 
     def checkpoint(name: str) -> None:
+        """Every process calls it (a sharded run gathers the weights first); the main one writes."""
+        weights = full_state_dict(accelerator, model)
         if accelerator.is_main_process:
-            training = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()}
-            save_checkpoint(out / name, accelerator.unwrap_model(model), tokenizer, {**state, "config": asdict(cfg)}, training)
+            training = None if sharded else {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                             "rng": rng_state()}
+            save_checkpoint(out / name, accelerator.unwrap_model(model), tokenizer, {**state, "config": asdict(cfg)}, training,
+                            weights)
 
     def evaluate() -> None:
         state["evaluated_step"] = state["step"]
@@ -305,9 +321,11 @@ def run(cfg: SFTConfig, accelerator: Accelerator, out: Path) -> dict:
     summary = {**stopwatch.summary(model).as_dict(), "best_dev_loss": state["best_dev_loss"], "best_step": state["best_step"],
                "steps": state["step"], "skipped_steps": state["skipped_steps"], "train_examples": len(train_examples), "dev_examples": len(dev_examples),
                "best_checkpoint": str(out / "best")}
-    if accelerator.is_main_process:
+    if accelerator.is_main_process or sharded:  # a sharded generate is a collective: every process decodes the same
         sample = generate_texts(accelerator.unwrap_model(model), tokenizer, [e.source for e in dev_examples[:2]],
-                                max_source_length=cfg.max_source_length, max_new_tokens=cfg.max_target_length)
+                                max_source_length=cfg.max_source_length, max_new_tokens=cfg.max_target_length,
+                                **({"synced_gpus": True} if sharded else {}))
+    if accelerator.is_main_process:
         for example, text in zip(dev_examples[:2], sample):
             accelerator.print(f"dev {example.dialogue_id} turn {example.turn}\n  gold: {example.target}\n  greedy: {text}")
         (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -26,7 +26,7 @@ from todrl.rl.task_reward import gold_of, judged_by
 class DevEvaluation:
     def __init__(self, dialogues: Sequence[Dialogue], dataset: str, data_dir: str | None, split: str,
                  reward: RewardConfig, vocabulary: Vocabulary, max_source_length: int, max_new_tokens: int,
-                 batch_size: int, form: InstructFormat | None = None) -> None:
+                 batch_size: int, form: InstructFormat | None = None, synced: bool = False) -> None:
         self.dialogues = list(dialogues)
         self.form = form
         self.examples = build_examples(self.dialogues)
@@ -34,17 +34,19 @@ class DevEvaluation:
         self.reward = judged_by(reward)
         self.vocabulary = vocabulary
         self.generation = dict(max_source_length=max_source_length, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        if synced:  # sharded weights: every process generates, each decoding step a collective they all make
+            self.generation["synced_gpus"] = True
         names, options = DEV_SELECTION[dataset]
         self.corpus = CorpusScorer(dataset, self.dialogues, data_dir, split, names, options)
 
     @classmethod
     def of_run(cls, cfg: RLConfig, dialogues: Sequence[Dialogue], batch_size: int,
-               vocabulary: Vocabulary | None = None) -> DevEvaluation:
+               vocabulary: Vocabulary | None = None, synced: bool = False) -> DevEvaluation:
         """The evaluation an RL run with `cfg` makes: its reward (offered slots included) and generation lengths."""
         vocabulary = vocabulary or span_vocabulary(cfg.dataset, cfg.data_dir)
         form = inference_format(cfg.format, cfg.dataset, cfg.data_dir, vocabulary, dialogues)
         return cls(dialogues, cfg.dataset, cfg.data_dir, cfg.dev_split, cfg.reward, vocabulary, cfg.max_source_length,
-                   cfg.max_new_tokens, batch_size, form)
+                   cfg.max_new_tokens, batch_size, form, synced)
 
     def __call__(self, policy, tokenizer) -> dict[str, float]:
         if not self.examples:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from peft import PeftModel
 from torch import Tensor, nn
+from torch.distributed.tensor import DTensor
 
 from todrl.rl.rollout import StepDecoder
 
@@ -72,12 +73,15 @@ class MaskPolicy:
             config.inference_mode = True
             model.add_adapter(self.ADAPTER, config)
             model.train(model.training)  # new modules start in training mode: give the snapshot the policy's dropout mode
-            self.pairs = self._adapter_pairs()
         else:
             self.copy = copy.deepcopy(model).eval().requires_grad_(False)
-            self.pairs = list(zip(self.copy.parameters(), model.parameters()))
+        self.rebind()
         self.syncs = 0
         self.sync()
+
+    def rebind(self) -> None:
+        """Pair each snapshot tensor with its live tensor; again after sharding, which replaces the parameters."""
+        self.pairs = self._adapter_pairs() if self.copy is None else list(zip(self.copy.parameters(), self.model.parameters()))
 
     def _adapter_pairs(self) -> list[tuple[Tensor, Tensor]]:
         """(snapshot tensor, live tensor) for every tensor of the trainable adapter."""
@@ -98,7 +102,8 @@ class MaskPolicy:
     def sync(self) -> None:
         """Copy the current policy into the snapshot."""
         for snapshot, live in self.pairs:
-            snapshot.copy_(live)
+            # A sharded policy's weight against a whole copy's (full fine-tuning): gathered, on every process.
+            snapshot.copy_(live.full_tensor() if isinstance(live, DTensor) and not isinstance(snapshot, DTensor) else live)
         self.syncs += 1
 
     @contextmanager

@@ -26,13 +26,14 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from torch.distributed.fsdp import register_fsdp_forward_method
 from accelerate.utils import set_seed
 from rewards import Vocabulary
 from tqdm.auto import tqdm
 
 from todrl.adapters import after_optimizer_step, orthogonality_loss
 from todrl.batching import encode_target, pad_rows
-from todrl.checkpoint import load_state, save_checkpoint
+from todrl.checkpoint import load_resumable, save_checkpoint
 from todrl.config import save_config
 from todrl.health import check_skipped
 from todrl.data import span_vocabulary
@@ -47,11 +48,12 @@ from todrl.rl.kl import kl_controller
 from todrl.rl.nlpo import MaskPolicy
 from todrl.rl.ppo import entropy, explained_variance, gae, masked_mean, masked_whiten, policy_loss, token_log_probs, value_loss
 from todrl.rl.reference import Reference
-from todrl.rl.rollout import Rollout, StepDecoder, sample
+from todrl.rl.rollout import Rollout, StepDecoder, StopRule, sample
 from todrl.rl.state import allocator_state, load_allocator_state, load_trainable_state, trainable_state
 from todrl.rl.task_reward import check_gold_states, gold_of, task_rewards
 from todrl.rl.value import ActorCritic
 from todrl.run_directory import claim, read_log
+from todrl.sharding import check_sharding, full_state_dict, is_sharded, make_accelerator, stop_rule
 from todrl.summary import Stopwatch
 
 
@@ -79,8 +81,8 @@ class Timings:
 
 def collect(agent: ActorCritic, reference: Reference, mask_policy: MaskPolicy | None, tokenizer, examples: list[Example],
             cfg: RLConfig, vocabulary: Vocabulary, kl_coef: float, generator: torch.Generator,
-            timings: Timings) -> tuple[Rollout, dict[str, float]]:
-    """Sample one batch of episodes and turn it into PPO's training tensors."""
+            timings: Timings, finished: StopRule) -> tuple[Rollout, dict[str, float]]:
+    """Sample one batch of episodes and turn it into PPO's training tensors; `finished` ends the sampling loop."""
     policy = agent.policy
     device = next(policy.parameters()).device
     batch = pad_sources(tokenizer, [e.source for e in examples], is_seq2seq(policy), cfg.max_source_length, device)
@@ -91,7 +93,7 @@ def collect(agent: ActorCritic, reference: Reference, mask_policy: MaskPolicy | 
             masker = mask_policy.masker(query, query_mask, cfg.top_p, keep_ids=[tokenizer.eos_token_id])
         decoder = StepDecoder(policy, query, query_mask, keep_hidden=agent.value_model is None)
         samples = sample(decoder, cfg.max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id, cfg.top_k, masker,
-                         generator)
+                         generator, finished)
     response, mask, action_mask, logprobs = samples.response, samples.response_mask, samples.action_mask, samples.logprobs
     with timings("values"), torch.no_grad():
         values = agent.values(query, query_mask, response, mask) if samples.hidden is None else agent.value_head(samples.hidden)
@@ -177,7 +179,6 @@ def ppo_update(agent, optimizer, rollout: Rollout, cfg: RLConfig, accelerator: A
     """
     unwrapped = accelerator.unwrap_model(agent)
     policy = unwrapped.policy
-    trainable = [p for p in agent.parameters() if p.requires_grad]
     agent.train(cfg.gradient_checkpointing)  # transformers checkpoints only in training mode; dropout is off (build)
     records: dict[str, list[float]] = defaultdict(list)
     slot, skipped, epochs_run = first_slot, 0, 0
@@ -197,7 +198,8 @@ def ppo_update(agent, optimizer, rollout: Rollout, cfg: RLConfig, accelerator: A
                     f"value {losses.v_loss.item():.4g}); update skipped")
                 continue
             accelerator.backward(losses.loss)
-            grad_norm = accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
+            # All parameters (frozen ones have no gradient): accelerate recognizes a sharded model's own list only.
+            grad_norm = accelerator.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
             if not torch.isfinite(grad_norm):
                 optimizer.zero_grad()
                 skipped += 1
@@ -227,7 +229,8 @@ def train(cfg: RLConfig) -> dict:
     """Run RL; returns the run's summary (also written to output_dir/summary.json)."""
     out = Path(cfg.output_dir)
     set_seed(cfg.seed)
-    accelerator = Accelerator(log_with="tensorboard", project_dir=str(out))
+    accelerator = make_accelerator(log_with="tensorboard", project_dir=str(out))
+    check_sharding(accelerator, cfg.adapter.type, cfg.resume, cfg.quantize)
     with claim(out, cfg, "rl", accelerator.is_main_process):
         accelerator.wait_for_everyone()
         return run(cfg, accelerator, out)
@@ -236,10 +239,11 @@ def train(cfg: RLConfig) -> dict:
 def run(cfg: RLConfig, accelerator: Accelerator, out: Path) -> dict:
     stopwatch = Stopwatch()
     processes, rank = accelerator.num_processes, accelerator.process_index
+    sharded = is_sharded(accelerator)
     train_examples, dev_dialogues = contexts(cfg)
     vocabulary = span_vocabulary(cfg.dataset, cfg.data_dir)
     check_gold_states(train_examples, vocabulary, f"{cfg.dataset} split {cfg.train_split!r}")
-    evaluate = DevEvaluation.of_run(cfg, dev_dialogues, cfg.batch_size * 4, vocabulary)
+    evaluate = DevEvaluation.of_run(cfg, dev_dialogues, cfg.batch_size * 4, vocabulary, synced=sharded)
     iterations = math.ceil(cfg.episodes / (cfg.batch_size * processes))
     total_steps = iterations * cfg.ppo_epochs * cfg.minibatches
 
@@ -250,7 +254,7 @@ def run(cfg: RLConfig, accelerator: Accelerator, out: Path) -> dict:
     kl_ctl = kl_controller(cfg.kl_coef, cfg.kl_target, cfg.kl_rate)
     state = {"iteration": 0, "best_eval": None, "best_iteration": None, "skipped_updates": 0}
     if cfg.resume:
-        state, training = load_state(out / "last")
+        state, training = load_resumable(out / "last")
         load_trainable_state(agent, training["trainable"], out / "last")
         optimizer.load_state_dict(training["optimizer"])
         kl_ctl.load_state_dict(training["kl"])
@@ -259,6 +263,10 @@ def run(cfg: RLConfig, accelerator: Accelerator, out: Path) -> dict:
             mask_policy.load_state_dict(training["mask"])
         accelerator.print(f"resuming from {out / 'last'} at iteration {state['iteration']}")
     agent, optimizer = accelerator.prepare(agent, optimizer)
+    register_fsdp_forward_method(agent, "run")  # a no-op unless sharded
+    if mask_policy is not None:
+        mask_policy.rebind()
+    finished = stop_rule(accelerator)
     accelerator.init_trackers("rl", config={k: str(v) for k, v in asdict(cfg).items()})
     metrics_file = out / "metrics.jsonl"
     if accelerator.is_main_process:
@@ -271,17 +279,33 @@ def run(cfg: RLConfig, accelerator: Accelerator, out: Path) -> dict:
             metrics_file.write_text("")
 
     def checkpoint(name: str) -> None:
-        """Written by the main process; every process calls it, and waits for it."""
+        """Written by the main process; every process calls it (a sharded run gathers the weights), and waits for it."""
+        weights = full_state_dict(accelerator, agent)
         if accelerator.is_main_process:
-            training = {"trainable": trainable_state(accelerator.unwrap_model(agent)), "optimizer": optimizer.state_dict(),
-                        "kl": kl_ctl.state_dict(), "allocator": allocator_state(policy),
-                        "mask": mask_policy.state_dict() if mask_policy is not None else None}
-            save_checkpoint(out / name, policy, tokenizer, {**state, "config": asdict(cfg)}, training)
+            training = None if sharded else {
+                "trainable": trainable_state(accelerator.unwrap_model(agent)), "optimizer": optimizer.state_dict(),
+                "kl": kl_ctl.state_dict(), "allocator": allocator_state(policy),
+                "mask": mask_policy.state_dict() if mask_policy is not None else None}
+            policy_weights = None if weights is None else {
+                name.removeprefix("policy."): tensor for name, tensor in weights.items() if name.startswith("policy.")}
+            save_checkpoint(out / name, policy, tokenizer, {**state, "config": asdict(cfg)}, training, policy_weights)
         accelerator.wait_for_everyone()
 
+    def dev_metrics() -> dict[str, float]:
+        """Greedy dev generations, scored; empty on the processes that do not evaluate.
+
+        Unsharded, the main process evaluates alone.  Sharded, no process can
+        run the model alone, so every process generates the whole dev set in
+        lock-step (`synced_gpus`) and scores it: the same wall time as one
+        process evaluating, and no process needs the whole model at once.
+        """
+        if sharded:
+            return accelerator.unwrap_model(agent).run(lambda: evaluate(policy, tokenizer))
+        return evaluate(policy, tokenizer) if accelerator.is_main_process else {}
+
     def run_evaluation() -> dict[str, float]:
-        """On the main process; saves best/ when the selection score (Combined, else dev task reward) improves."""
-        metrics = evaluate(policy, tokenizer) if accelerator.is_main_process else {}
+        """Saves best/ when the selection score (Combined, else dev task reward) improves."""
+        metrics = dev_metrics()
         state.update(evaluated_iteration=state["iteration"], last_eval=metrics)
         score = DevEvaluation.selection_score(metrics) if metrics else None
         improved = score is not None and (state["best_eval"] is None or score > state["best_eval"])
@@ -297,12 +321,13 @@ def run(cfg: RLConfig, accelerator: Accelerator, out: Path) -> dict:
     def say(message: str) -> None:
         progress.write(f"iteration {state['iteration'] + 1} (process {rank}): {message}", file=sys.stderr)
 
-    if cfg.eval_every and state["iteration"] == 0 and accelerator.is_main_process:
+    if cfg.eval_every and state["iteration"] == 0 and (accelerator.is_main_process or sharded):
         # The SFT start: logged as the curves' reference, never a candidate for best/.
-        state["start_eval"] = evaluate(policy, tokenizer)
+        state["start_eval"] = dev_metrics()
         accelerator.log(state["start_eval"], step=0)
-        with metrics_file.open("a") as handle:
-            handle.write(json.dumps({"iteration": 0, **state["start_eval"]}) + "\n")
+        if accelerator.is_main_process:
+            with metrics_file.open("a") as handle:
+                handle.write(json.dumps({"iteration": 0, **state["start_eval"]}) + "\n")
     total_time = Timings()
     for iteration in range(state["iteration"], iterations):
         timings = Timings()
@@ -310,9 +335,10 @@ def run(cfg: RLConfig, accelerator: Accelerator, out: Path) -> dict:
         seed = cfg.seed * 100_003 + iteration * processes + rank
         sampling = torch.Generator(device=accelerator.device).manual_seed(seed)
         chosen = episode_indices(iteration, len(train_examples), cfg.batch_size, processes, rank, cfg.seed)
-        rollout, stats = collect(accelerator.unwrap_model(agent), reference, mask_policy, tokenizer,
-                                 [train_examples[i] for i in chosen], cfg, vocabulary, kl_ctl.kl_coef, sampling,
-                                 timings)
+        unwrapped = accelerator.unwrap_model(agent)
+        rollout, stats = unwrapped.run(lambda: collect(unwrapped, reference, mask_policy, tokenizer,
+                                                       [train_examples[i] for i in chosen], cfg, vocabulary,
+                                                       kl_ctl.kl_coef, sampling, timings, finished))
         with timings("update"):
             first_slot = iteration * cfg.ppo_epochs * cfg.minibatches
             shuffling = torch.Generator().manual_seed(seed)

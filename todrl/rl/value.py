@@ -8,9 +8,14 @@ random head.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from torch import Tensor, nn
 
 from todrl.rl.rollout import score
+
+T = TypeVar("T")
 
 
 class ValueHead(nn.Module):
@@ -51,6 +56,20 @@ class ActorCritic(nn.Module):
         self.policy = policy
         self.value_head = value_head
         self.value_model = value_model
+
+    @property
+    def _no_split_modules(self) -> list[str]:
+        """The policy's block classes: accelerate's FSDP auto-wrap shards each block as a unit of its own."""
+        return list(getattr(self.policy, "_no_split_modules", None) or [])
+
+    def run(self, passes: Callable[[], T]) -> T:
+        """`passes()`: model calls made outside `forward` (sampling, reference, evaluation).
+
+        Under FSDP2 the trainer registers this method as a forward
+        (`register_fsdp_forward_method`), so the weights the root holds
+        (embeddings, value head) are gathered around it as around a forward.
+        """
+        return passes()
 
     def forward(self, query: Tensor, query_mask: Tensor, response: Tensor, response_mask: Tensor) -> tuple[Tensor, Tensor]:
         """Per-token logits ``[batch, steps, vocab]`` and values ``[batch, steps]``."""
