@@ -98,6 +98,8 @@ class BenchConfig:
     """YAML of the In-Car pipeline, like multiwoz21."""
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
     """RL seeds of every reward (SFT runs once, with its own seed)."""
+    rewards: list[str] | None = None
+    """RL rewards of every corpus, in place of each corpus file's list (`--rewards tod`: no ablations)."""
     eval_batch_size: int = 128
     """Batch size of the generation of each test split."""
     rescore: bool = False
@@ -112,6 +114,9 @@ class BenchConfig:
             raise ValueError(f"unknown corpora {unknown}; choose from {', '.join(CORPORA)}")
         if not self.seeds:
             raise ValueError("seeds: give at least one RL seed")
+        bad = sorted(set(self.rewards or ()) - set(ABLATION))
+        if bad:
+            raise ValueError(f"rewards: unknown reward(s) {bad}; choose from {', '.join(ABLATION)}")
 
     def corpus(self, name: str) -> CorpusBench:
         """The pipeline of one corpus, read from its YAML file."""
@@ -122,7 +127,7 @@ class BenchConfig:
         bench = from_dict(CorpusBench, yaml.safe_load(path.read_text()) or {}, str(path))
         if bench.sft.dataset != name:
             raise ValueError(f"{path}: sft.dataset is {bench.sft.dataset!r}; this file configures {name!r}")
-        return bench
+        return bench if self.rewards is None else dataclasses.replace(bench, rewards=list(self.rewards))
 
 
 def parse_args(argv: list[str] | None = None) -> BenchConfig:

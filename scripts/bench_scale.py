@@ -133,17 +133,19 @@ def rl_iteration(checkpoint: str, precision: str, checkpointing: bool, adapter: 
             "policy_weight_mb": summary["policy_weight_bytes"] / 2**20}
 
 
-def rows(shape: str) -> list[tuple[str, bool, str, str]]:
+def rows(shape: str, precisions: list[str]) -> list[tuple[str, bool, str, str]]:
     """(precision, gradient checkpointing, adapter, quantize) measured for a shape."""
     if shape.startswith("llama"):  # adapters only, and bf16 only: 1.1B weights in fp32 take this CPU minutes per row
         return [("bf16", False, "lora", "none"), ("bf16", True, "lora", "none"), ("bf16", False, "lora", "4bit")]
-    return [(p, c, a, "none") for p in ("fp32", "bf16") for c in (False, True) for a in ("lora", "full")]
+    return [(p, c, a, "none") for p in precisions for c in (False, True) for a in ("lora", "full")]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", nargs="*", default=["tiny", "t5-small", "flan-t5-base", "llama-1.1b"], choices=SHAPES)
     parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--precisions", nargs="*", default=["fp32", "bf16"], choices=["fp32", "bf16"],
+                        help="T5 shapes' precisions (the Llama shape runs bf16 only)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one SFT-step row, in its own process
     args = parser.parse_args()
     if args.one:
@@ -152,7 +154,8 @@ def main() -> None:
         return
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}")
-    header = "| shape | precision | grad. ckpt | adapter | SFT step s | SFT peak MiB | RL iteration s | RL peak MiB | RL / SFT peak | held / policy |"
+    header = ("| shape | precision | grad. ckpt | adapter | policy weights MiB | SFT step s | SFT peak MiB | RL iteration s "
+              "| RL peak MiB | RL / SFT peak | held / policy |")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     results = []
@@ -160,7 +163,7 @@ def main() -> None:
         folder = Path(scratch)
         for shape in args.shapes:
             checkpoint = str(build(shape, folder))
-            for precision, checkpointing, adapter, quantize in rows(shape):
+            for precision, checkpointing, adapter, quantize in rows(shape, args.precisions):
                 one = ",".join([checkpoint, precision, "1" if checkpointing else "0", adapter, quantize])
                 step = subprocess.run([sys.executable, __file__, "--one", one], capture_output=True, text=True)
                 row = {"shape": shape, "precision": precision, "gradient_checkpointing": checkpointing,
@@ -172,6 +175,11 @@ def main() -> None:
                 print(line(row), flush=True)
     Path("runs").mkdir(exist_ok=True)
     Path("runs/bench_scale.json").write_text(json.dumps(results, indent=2))
+    weights = {(r["shape"], r["precision"]): r["policy_weight_mb"] for r in results
+               if "policy_weight_mb" in r and r["adapter"] == "full" and not r["gradient_checkpointing"]}
+    for (shape, precision), mb in weights.items():
+        if precision == "bf16" and (shape, "fp32") in weights:
+            print(f"{shape}: bf16 policy weights {mb:.0f} MiB = {mb / weights[shape, 'fp32']:.3f}x fp32's")
 
 
 def line(row: dict) -> str:
@@ -180,7 +188,7 @@ def line(row: dict) -> str:
 
     ratio = f"{row['rl_peak_mb'] / row['sft_peak_mb']:.2f}" if "rl_peak_mb" in row and "sft_peak_mb" in row else "-"
     return (f"| {row['shape']} | {row['precision']} | {'on' if row['gradient_checkpointing'] else 'off'} | {row['adapter']} | "
-            f"{figure('sft_step_s', 2)} | {figure('sft_peak_mb', 0)} | {figure('rl_iteration_s', 2)} | "
+            f"{figure('policy_weight_mb', 0)} | {figure('sft_step_s', 2)} | {figure('sft_peak_mb', 0)} | {figure('rl_iteration_s', 2)} | "
             f"{figure('rl_peak_mb', 0)} | {ratio} | {figure('held_ratio', 3)} |")
 
 

@@ -88,6 +88,9 @@ def test_scales_share_the_pipeline_and_the_cpu_plan_fits_90_minutes():
         runs = len(small.rewards) * len(cpu.seeds)
         planned += small.planned_minutes["sft"] + (runs + 1) * small.planned_minutes["test"] + runs * small.planned_minutes["rl"]
     assert cpu.corpus("multiwoz21").rewards == ["tod", "understanding", "generation", "none"]
+    assert bench.parse_args(["--rewards", "tod"]).corpus("multiwoz21").rewards == ["tod"]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--rewards", "tod,bleu"])
     assert (cpu.corpus("multiwoz21").sft.train_split, cpu.corpus("multiwoz21").sft.dev_dialogues) == ("val", 50)
     assert planned <= 90
 
