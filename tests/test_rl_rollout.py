@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import warnings
 
@@ -194,3 +195,68 @@ def test_sampling_uses_no_deprecated_cache_argument(tiny):
         warnings.simplefilter("always")
         sample(StepDecoder(model, query, mask), 6, tokenizer.eos_token_id, tokenizer.pad_token_id, top_k=5)
     assert not [w for w in caught if "past_key_values" in str(w.message)], [str(w.message) for w in caught]
+
+
+
+class EndAt:
+    """An action mask allowing every token, except at row i's step ``ends[i]``, where only the end is allowed."""
+
+    def __init__(self, ends: list[int], vocab: int, eos: int) -> None:
+        self.ends, self.vocab, self.eos, self.step = torch.tensor(ends), vocab, eos, 0
+
+    def __call__(self, last):
+        allowed = torch.ones(len(self.ends), self.vocab, dtype=torch.bool)
+        ending = self.ends == self.step
+        allowed[ending] = False
+        allowed[ending, self.eos] = True
+        self.step += 1
+        return allowed
+
+
+class DroppingEndAt(EndAt):
+    def select(self, rows):
+        self.ends = self.ends[rows]
+
+
+def test_dropping_finished_rows_samples_what_the_full_batch_samples(tiny):
+    model, tokenizer = tiny
+    query, query_mask = queries(tokenizer, left=not is_seq2seq(model))
+    query, query_mask = query.repeat(3, 1), query_mask.repeat(3, 1)
+    ends = [2, 5, 0, 9, 3, 5]
+    runs, rows_left = {}, {}
+    for kind in (DroppingEndAt, EndAt):  # a masker that cannot drop rows keeps the whole batch running
+        decoder = StepDecoder(model, query, query_mask, keep_hidden=True)
+        masker = kind(ends, len(tokenizer), tokenizer.eos_token_id)
+        runs[kind] = sample(decoder, 8, tokenizer.eos_token_id, tokenizer.pad_token_id, top_k=20, masker=masker,
+                            generator=torch.Generator().manual_seed(1))
+        rows_left[kind] = decoder.query.shape[0]
+    dropping, full = runs[DroppingEndAt], runs[EndAt]
+    assert dropping.response_mask.sum(1).tolist() == [3, 6, 1, 8, 4, 6] and rows_left == {DroppingEndAt: 1, EndAt: 6}
+    assert torch.equal(dropping.response, full.response) and torch.equal(dropping.action_mask, full.action_mask)
+    real = dropping.response_mask.bool()
+    for field in ("logprobs", "unmasked_logprobs", "hidden"):
+        assert torch.allclose(getattr(dropping, field)[real], getattr(full, field)[real], atol=1e-5), field
+    assert dropping.logprobs[~real].eq(0).all() and dropping.hidden[~real].eq(0).all()
+    assert dropping.action_mask[~real].all()
+
+
+def test_prepacked_frozen_weights_sample_what_the_plain_weights_sample(tiny):
+    model, tokenizer = tiny
+    frozen = copy.deepcopy(model).requires_grad_(False)  # an adapter's base: the weights prepacking may copy
+    query, query_mask = queries(tokenizer, left=not is_seq2seq(model))
+    runs = {}
+    for prepack in (False, True):
+        decoder = StepDecoder(frozen, query, query_mask, keep_hidden=True, prepack=prepack)
+        runs[prepack] = sample(decoder, 8, tokenizer.eos_token_id, tokenizer.pad_token_id, top_k=20,
+                               generator=torch.Generator().manual_seed(2))
+    assert decoder.packed and not any("forward" in vars(module) for module in decoder.packed)  # restored after each step
+    assert torch.equal(runs[True].response, runs[False].response)
+    for field in ("logprobs", "unmasked_logprobs", "hidden"):
+        assert torch.allclose(getattr(runs[True], field), getattr(runs[False], field), atol=1e-5), field
+    # a weight changed in place (a full fine-tuning step, a re-synced snapshot) is packed again
+    with torch.no_grad():
+        frozen.get_output_embeddings().weight.mul_(-2.0)
+    first = {prepack: StepDecoder(frozen, query, query_mask, prepack=prepack)(None) for prepack in (False, True)}
+    assert torch.allclose(first[True], first[False], atol=1e-5)
+    # trainable weights are never packed: they change at every update
+    assert not StepDecoder(model, query, query_mask, prepack=True).packed

@@ -51,6 +51,10 @@ class TopPMasker:
     def __call__(self, last_tokens: Tensor | None) -> Tensor:
         return top_p_mask(self.decoder(last_tokens), self.top_p, self.keep_ids)
 
+    def select(self, rows: Tensor) -> None:
+        """Drop finished rows, as the sampler drops them from the policy."""
+        self.decoder.select(rows)
+
 
 class MaskPolicy:
     """The policy as it was at the last re-sync: the source of NLPO's action masks.
