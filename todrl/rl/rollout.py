@@ -126,10 +126,10 @@ class StepDecoder:
         self.attention_mask = query_mask
         self.next_position = position_ids(query_mask)[:, -1:] + 1
         self.packed: list[nn.Linear] = []
-        if prepack:
+        if prepack:  # a module whose forward is already replaced (accelerate's offload hooks) is left as it is
             stepping = [model.get_decoder(), model.get_output_embeddings()] if self.seq2seq else [model]
             self.packed = [m for part in stepping for m in part.modules()
-                           if type(m) is nn.Linear and can_prepack(m.weight)]
+                           if type(m) is nn.Linear and can_prepack(m.weight) and "forward" not in vars(m)]
 
     @torch.no_grad()
     def __call__(self, last_tokens: Tensor | None) -> Tensor:
