@@ -71,10 +71,11 @@ class AdapterConfig:
     orth_reg_weight: float = 0.5
     """Weight of AdaLoRA's orthogonality regularizer of the P and Q factors."""
     sucg_repeats: int = 5
-    """Random coalitions per SUCG score (seed 000 uses 5)."""
+    """Random coalitions per SUCG score, at least (seed 000 uses 5): each row of the batch draws its own, so a batch
+    of this many rows or more is scored in one extra pass."""
     sucg_every: SucgSchedule = "allocation"
-    """allocation: SUCG scores only the steps that allocate ranks (1 + repeats/delta_t passes per step in
-    the budget phase); step: every step until the final allocation (1 + repeats passes per step)."""
+    """allocation: SUCG scores only the steps that allocate ranks (1 + 1/delta_t passes per step in the budget
+    phase); step: every step until the final allocation (2 passes per step)."""
     sucg_seed: int = 0
     """Seed of the Bernoulli coalitions, independent of the training RNG."""
 
@@ -180,8 +181,8 @@ def after_optimizer_step(
     importance reads the gradients), with `global_step` the number of optimizer
     steps taken so far, this one included (1 on the first call). SUCG also
     needs `loss_closure`, which recomputes the loss of the current batch: it is
-    called `sucg_repeats` times on the steps SUCG scores, never backpropagated
-    by the caller.
+    called on the steps SUCG scores (once, or more when the batch has fewer
+    rows than `sucg_repeats`), never backpropagated by the caller.
     """
     tuner = _adalora_tuner(model)
     if tuner is None:
