@@ -89,7 +89,7 @@ def trained_tensors(checkpoint: Path) -> dict[str, torch.Tensor]:
 def test_short_run_raises_task_reward_on_fixed_contexts(sft_policy, tmp_path):
     out = tmp_path / "rl"
     cfg = config(sft_policy, out, batch_size=16, minibatch_size=8, ppo_epochs=4, episodes=12 * 16, max_new_tokens=32,
-                 kl_target=None, save_every=100)
+                 kl_target=None, save_every=100, prepack=True)  # rollouts on packed copies of the frozen base
     summary = train(cfg)
     rewards = [m["env/task_reward"] for m in metrics(out)]
     assert len(rewards) == 12

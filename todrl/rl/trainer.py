@@ -91,7 +91,7 @@ def collect(agent: ActorCritic, reference: Reference, mask_policy: MaskPolicy | 
         masker = None
         if mask_policy is not None:
             masker = mask_policy.masker(query, query_mask, cfg.top_p, keep_ids=[tokenizer.eos_token_id])
-        decoder = StepDecoder(policy, query, query_mask, keep_hidden=agent.value_model is None)
+        decoder = StepDecoder(policy, query, query_mask, keep_hidden=agent.value_model is None, prepack=cfg.prepack)
         samples = sample(decoder, cfg.max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id, cfg.top_k, masker,
                          generator, finished)
     response, mask, action_mask, logprobs = samples.response, samples.response_mask, samples.action_mask, samples.logprobs
