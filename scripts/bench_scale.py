@@ -133,11 +133,13 @@ def rl_iteration(checkpoint: str, precision: str, checkpointing: bool, adapter: 
             "policy_weight_mb": summary["policy_weight_bytes"] / 2**20}
 
 
-def rows(shape: str, precisions: list[str]) -> list[tuple[str, bool, str, str]]:
+def rows(shape: str, precisions: list[str], checkpointing: list[bool]) -> list[tuple[str, bool, str, str]]:
     """(precision, gradient checkpointing, adapter, quantize) measured for a shape."""
     if shape.startswith("llama"):  # adapters only, and bf16 only: 1.1B weights in fp32 take this CPU minutes per row
-        return [("bf16", False, "lora", "none"), ("bf16", True, "lora", "none"), ("bf16", False, "lora", "4bit")]
-    return [(p, c, a, "none") for p in precisions for c in (False, True) for a in ("lora", "full")]
+        found = [("bf16", False, "lora", "none"), ("bf16", True, "lora", "none"), ("bf16", False, "lora", "4bit")]
+    else:
+        found = [(p, c, a, "none") for p in precisions for c in (False, True) for a in ("lora", "full")]
+    return [row for row in found if row[1] in checkpointing]
 
 
 def main() -> None:
@@ -146,6 +148,8 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--precisions", nargs="*", default=["fp32", "bf16"], choices=["fp32", "bf16"],
                         help="T5 shapes' precisions (the Llama shape runs bf16 only)")
+    parser.add_argument("--checkpointing", choices=["off", "on", "both"], default="both",
+                        help="rows without gradient checkpointing, with it, or both")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one SFT-step row, in its own process
     args = parser.parse_args()
     if args.one:
@@ -159,11 +163,12 @@ def main() -> None:
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     results = []
+    kept = {"off": [False], "on": [True], "both": [False, True]}[args.checkpointing]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         for shape in args.shapes:
             checkpoint = str(build(shape, folder))
-            for precision, checkpointing, adapter, quantize in rows(shape, args.precisions):
+            for precision, checkpointing, adapter, quantize in rows(shape, args.precisions, kept):
                 one = ",".join([checkpoint, precision, "1" if checkpointing else "0", adapter, quantize])
                 step = subprocess.run([sys.executable, __file__, "--one", one], capture_output=True, text=True)
                 row = {"shape": shape, "precision": precision, "gradient_checkpointing": checkpointing,
