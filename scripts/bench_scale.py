@@ -12,6 +12,11 @@ sample, and measured in fresh processes, so that each row's peak memory is its o
 * RL iteration: `python -m todrl.rl` itself, NLPO with one PPO epoch over 8 episodes of at most `--new-tokens`
   sampled tokens, two iterations; the mean of their summed phase times, the run's peak memory, and the bytes of
   weights it holds (policy, reference, mask policy, value function) over the policy's own.
+* `--weights`: only the bytes of weights each shape holds as todrl loads it in fp32, bf16 and 4-bit (NF4), no
+  training: the figure the bf16 memory target is about, affordable for every shape on a CPU.
+
+Peak memory is the process's own high-water mark (VmHWM on Linux, `todrl.summary.peak_memory_mb`): a child's
+`ru_maxrss` would start at the parent's, which here holds the built model.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +35,8 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 from transformers.utils import logging as hf_logging
+
+from todrl.summary import peak_memory_mb
 
 SHAPES = {
     "tiny": None,
@@ -73,12 +79,6 @@ def build(shape: str, folder: Path) -> Path:
     return path
 
 
-def peak_mb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
-
-
 def sft_step(checkpoint: str, precision: str, checkpointing: bool, adapter: str, quantize: str) -> dict:
     """Runs in its own process: the set-up todrl.sft makes, then timed optimizer steps."""
     from todrl.adapters import AdapterConfig, apply_adapter
@@ -87,7 +87,7 @@ def sft_step(checkpoint: str, precision: str, checkpointing: bool, adapter: str,
     from todrl.format import build_examples
     from todrl.models import enable_gradient_checkpointing, is_seq2seq, load_policy, load_quantized, set_precision
 
-    before = peak_mb()
+    before = peak_memory_mb()
     if quantize != "none":
         model, tokenizer = load_quantized(checkpoint, quantize, precision)
     else:
@@ -113,7 +113,20 @@ def sft_step(checkpoint: str, precision: str, checkpointing: bool, adapter: str,
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
-    return {"sft_step_s": statistics.median(seconds[1:]), "sft_peak_mb": peak_mb(), "baseline_mb": before}
+    return {"sft_step_s": statistics.median(seconds[1:]), "sft_peak_mb": peak_memory_mb(), "baseline_mb": before}
+
+
+def weights(checkpoint: str, precision: str, quantize: str) -> dict:
+    """Runs in its own process: the policy as todrl.sft/todrl.rl load it, without training."""
+    from todrl.models import load_policy, load_quantized, set_precision
+
+    if quantize != "none":
+        model, _ = load_quantized(checkpoint, quantize, precision)
+    else:
+        model, _ = load_policy(checkpoint)
+        set_precision(model, precision)
+    held = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    return {"weight_mb": held / 2**20}
 
 
 def rl_iteration(checkpoint: str, precision: str, checkpointing: bool, adapter: str, quantize: str, new_tokens: int,
@@ -150,11 +163,20 @@ def main() -> None:
                         help="T5 shapes' precisions (the Llama shape runs bf16 only)")
     parser.add_argument("--checkpointing", choices=["off", "on", "both"], default="both",
                         help="rows without gradient checkpointing, with it, or both")
+    parser.add_argument("--weights", action="store_true",
+                        help="only the weight memory of each shape in fp32, bf16 and 4-bit, as the policy is loaded")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one SFT-step row, in its own process
+    parser.add_argument("--one-weights", help=argparse.SUPPRESS)  # internal: one weights row, in its own process
     args = parser.parse_args()
     if args.one:
         checkpoint, precision, checkpointing, adapter, quantize = args.one.split(",")
         print(json.dumps(sft_step(checkpoint, precision, checkpointing == "1", adapter, quantize)))
+        return
+    if args.one_weights:
+        print(json.dumps(weights(*args.one_weights.split(","))))
+        return
+    if args.weights:
+        weight_table(args.shapes)
         return
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}")
@@ -180,11 +202,31 @@ def main() -> None:
                 print(line(row), flush=True)
     Path("runs").mkdir(exist_ok=True)
     Path("runs/bench_scale.json").write_text(json.dumps(results, indent=2))
-    weights = {(r["shape"], r["precision"]): r["policy_weight_mb"] for r in results
-               if "policy_weight_mb" in r and r["adapter"] == "full" and not r["gradient_checkpointing"]}
-    for (shape, precision), mb in weights.items():
-        if precision == "bf16" and (shape, "fp32") in weights:
-            print(f"{shape}: bf16 policy weights {mb:.0f} MiB = {mb / weights[shape, 'fp32']:.3f}x fp32's")
+    held = {(r["shape"], r["precision"]): r["policy_weight_mb"] for r in results
+            if "policy_weight_mb" in r and r["adapter"] == "full" and not r["gradient_checkpointing"]}
+    for (shape, precision), mb in held.items():
+        if precision == "bf16" and (shape, "fp32") in held:
+            print(f"{shape}: bf16 policy weights {mb:.0f} MiB = {mb / held[shape, 'fp32']:.3f}x fp32's")
+
+
+def weight_table(shapes: list[str]) -> None:
+    """Weight bytes held in bf16 and 4-bit against fp32 (the bf16 target: at most 0.55x), each load in a fresh process."""
+    print("| shape | loaded as | weights MiB | / fp32 |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as scratch:
+        for shape in shapes:
+            checkpoint = str(build(shape, Path(scratch)))
+            fp32 = None
+            for precision, quantize in (("fp32", "none"), ("bf16", "none"), ("bf16", "4bit")):
+                one = ",".join([checkpoint, precision, quantize])
+                run = subprocess.run([sys.executable, __file__, "--one-weights", one], capture_output=True, text=True)
+                if run.returncode != 0:
+                    print(f"| {shape} | {precision} {quantize} | {run.stderr.strip().splitlines()[-1][:120]} | |")
+                    continue
+                row = json.loads(run.stdout.strip().splitlines()[-1])
+                fp32 = fp32 or row["weight_mb"]
+                name = precision if quantize == "none" else f"{quantize} NF4, {precision} compute"
+                print(f"| {shape} | {name} | {row['weight_mb']:.0f} | {row['weight_mb'] / fp32:.3f}x |", flush=True)
 
 
 def line(row: dict) -> str:

@@ -124,3 +124,18 @@ def test_adapters_train_over_a_quantized_base_in_sft_and_rl(tmp_path, preset, qu
     assert summary["iterations"] == 1
     trained = torch.load(tmp_path / "rl" / "last" / "optimizer.pt", weights_only=False)["trainable"]
     assert any(t.abs().sum() > 0 for n, t in trained.items() if "lora_B" in n)
+
+
+def test_peak_memory_of_a_child_process_is_its_own():
+    """A run started by a large process (a benchmark holding a model) reports its own peak, not the parent's."""
+    import subprocess
+    import sys
+
+    from todrl.summary import peak_memory_mb
+
+    held = bytearray(1024**3)
+    held[::4096] = b"\x01" * len(held[::4096])  # touch every page: the parent's resident set grows by 1 GiB
+    child = subprocess.run([sys.executable, "-c", "from todrl.summary import peak_memory_mb; print(peak_memory_mb())"],
+                           capture_output=True, text=True, check=True)
+    assert float(child.stdout) < peak_memory_mb() - 900
+    del held

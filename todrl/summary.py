@@ -13,11 +13,19 @@ from todrl.adapters import trainable_parameters
 
 
 def peak_memory_mb() -> float:
-    """Peak GPU memory allocated when on CUDA, else the process's peak resident set size."""
+    """Peak GPU memory allocated when on CUDA, else the process's peak resident set size.
+
+    On Linux the peak is read from /proc (VmHWM): `getrusage`'s ru_maxrss carries the parent's peak across
+    fork and exec, so a run started by a large process (a benchmark that built the model) would report that.
+    """
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         return torch.cuda.max_memory_allocated() / 2**20
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 2**10
+    except (OSError, StopIteration):
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
 
 
 @dataclass
